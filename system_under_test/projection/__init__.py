@@ -1,0 +1,1 @@
+"""The order read model: a crash-safe consumer of orders:events, and its rebuild from the stream."""

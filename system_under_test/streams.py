@@ -1,0 +1,77 @@
+"""Redis keys of the system and the idempotent append to its event streams (see docs/events.md)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+__all__ = [
+    "EVENTS_STREAM",
+    "INVENTORY_LEDGER",
+    "LIVE_COMPLETED_CHANNEL",
+    "NOTIFICATIONS_STREAM",
+    "PAYMENTS_LEDGER",
+    "EventAppender",
+    "connect",
+    "dedupe_key",
+    "now_ms",
+]
+
+EVENTS_STREAM = "orders:events"
+PAYMENTS_LEDGER = "payments:ledger"
+INVENTORY_LEDGER = "inventory:ledger"
+NOTIFICATIONS_STREAM = "notifications:sent"
+LIVE_COMPLETED_CHANNEL = "orders:completed:live"
+
+_APPEND_ONCE = """
+local seen = redis.call('HGET', KEYS[2], ARGV[1])
+if seen then return {seen, 0} end
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
+redis.call('HSET', KEYS[2], ARGV[1], id)
+return {id, 1}
+"""
+
+
+def dedupe_key(order_id: str) -> str:
+    return f"orders:dedupe:{order_id}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def connect(url: str) -> aioredis.Redis:
+    """A client for a service: text replies, bounded time-outs so a hung Redis becomes an error."""
+    return aioredis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=5,
+        socket_connect_timeout=3,
+        health_check_interval=15,
+    )
+
+
+class EventAppender:
+    """Appends an order event at most once, whatever the number of retries."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(_APPEND_ONCE)
+
+    async def append(self, event_type: str, order_id: str, fields: Mapping[str, Any]) -> tuple[str, bool]:
+        """Append `event_type` for `order_id`; return (stream id, whether it was new)."""
+        entry: dict[str, str] = {
+            "type": event_type,
+            "order_id": order_id,
+            "event_id": f"{order_id}:{event_type}",
+            "ts": str(now_ms()),
+        }
+        entry.update({k: str(v) for k, v in fields.items()})
+        flat = [item for pair in entry.items() for item in pair]
+        stream_id, created = await self._script(
+            keys=[EVENTS_STREAM, dedupe_key(order_id)], args=[event_type, *flat]
+        )
+        return str(stream_id), bool(created)
