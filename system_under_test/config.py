@@ -16,13 +16,19 @@ def _env(name: str, default: str) -> str:
 class Settings:
     """What a service needs to find its dependencies. Defaults match the local platform's."""
 
-    redis_url: str = field(default_factory=lambda: _env("SAGAQUAKE_REDIS_URL", "redis://127.0.0.1:16379/0"))
+    redis_url: str = field(
+        default_factory=lambda: _env("SAGAQUAKE_REDIS_URL", "redis://127.0.0.1:16379/0")
+    )
     temporal_address: str = field(
         default_factory=lambda: _env("SAGAQUAKE_TEMPORAL_ADDRESS", "127.0.0.1:17233")
     )
-    temporal_namespace: str = field(default_factory=lambda: _env("SAGAQUAKE_TEMPORAL_NAMESPACE", "default"))
+    temporal_namespace: str = field(
+        default_factory=lambda: _env("SAGAQUAKE_TEMPORAL_NAMESPACE", "default")
+    )
     task_queue: str = field(default_factory=lambda: _env("SAGAQUAKE_TASK_QUEUE", "order-saga"))
-    payment_url: str = field(default_factory=lambda: _env("SAGAQUAKE_PAYMENT_URL", "http://127.0.0.1:18081"))
+    payment_url: str = field(
+        default_factory=lambda: _env("SAGAQUAKE_PAYMENT_URL", "http://127.0.0.1:18081")
+    )
     inventory_url: str = field(
         default_factory=lambda: _env("SAGAQUAKE_INVENTORY_URL", "http://127.0.0.1:18082")
     )
@@ -34,11 +40,21 @@ class Settings:
     port: int = field(default_factory=lambda: int(_env("SAGAQUAKE_PORT", "0")))
     # A port of this replica alone, for its /healthz and /readyz (0 = none).
     health_port: int = field(default_factory=lambda: int(_env("SAGAQUAKE_HEALTH_PORT", "0")))
-    decline_rate: float = field(default_factory=lambda: float(_env("SAGAQUAKE_DECLINE_RATE", "0.03")))
-    catalogue: str = field(default_factory=lambda: _env("SAGAQUAKE_CATALOGUE", "skus=200,stock=100000,scarce=4,scarce_stock=25"))
+    decline_rate: float = field(
+        default_factory=lambda: float(_env("SAGAQUAKE_DECLINE_RATE", "0.03"))
+    )
+    catalogue: str = field(
+        default_factory=lambda: _env(
+            "SAGAQUAKE_CATALOGUE", "skus=200,stock=100000,scarce=4,scarce_stock=25"
+        )
+    )
     # How long an HTTP call from an activity to a service may take before it counts as a time-out.
-    http_timeout_s: float = field(default_factory=lambda: float(_env("SAGAQUAKE_HTTP_TIMEOUT_S", "5")))
-    worker_concurrency: int = field(default_factory=lambda: int(_env("SAGAQUAKE_WORKER_CONCURRENCY", "100")))
+    http_timeout_s: float = field(
+        default_factory=lambda: float(_env("SAGAQUAKE_HTTP_TIMEOUT_S", "5"))
+    )
+    worker_concurrency: int = field(
+        default_factory=lambda: int(_env("SAGAQUAKE_WORKER_CONCURRENCY", "100"))
+    )
     log_level: str = field(default_factory=lambda: _env("SAGAQUAKE_LOG_LEVEL", "INFO"))
 
 

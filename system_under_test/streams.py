@@ -61,7 +61,9 @@ class EventAppender:
         self._client = client
         self._script = client.register_script(_APPEND_ONCE)
 
-    async def append(self, event_type: str, order_id: str, fields: Mapping[str, Any]) -> tuple[str, bool]:
+    async def append(
+        self, event_type: str, order_id: str, fields: Mapping[str, Any]
+    ) -> tuple[str, bool]:
         """Append `event_type` for `order_id`; return (stream id, whether it was new)."""
         entry: dict[str, str] = {
             "type": event_type,

@@ -27,7 +27,9 @@ def stream_id_key(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def apply_event(view: Mapping[str, str], stream_id: str, fields: Mapping[str, str]) -> dict[str, str] | None:
+def apply_event(
+    view: Mapping[str, str], stream_id: str, fields: Mapping[str, str]
+) -> dict[str, str] | None:
     """The view after this event, or None when the view has already seen it (replays are no-ops)."""
     last = view.get("last_stream_id")
     if last and stream_id_key(stream_id) <= stream_id_key(last):

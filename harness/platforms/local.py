@@ -1,0 +1,417 @@
+"""The local platform: the whole stack as supervised processes on this machine (the embedded default).
+
+supervisord (started in its own session, so the stack outlives the `sagaquake up` command) runs
+one program per replica with autorestart, as a cluster restarts a pod; the platform drives it
+over XML-RPC on a unix socket in the run folder. Nothing listens outside 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import re
+import shutil
+import subprocess
+import time
+import uuid
+import xmlrpc.client
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+from supervisor.xmlrpc import SupervisorTransport
+
+from harness.errors import PlatformError, StackAlreadyRunningError, StackNotRunningError
+from harness.platforms.base import SERVICES, Endpoints, KillEvidence, ReplicaStatus
+from harness.platforms.local_config import (
+    HTTP_SERVICES,
+    MAX_REPLICAS,
+    find_binary,
+    programs,
+    render_supervisord_conf,
+)
+from harness.platforms.preflight import check_ports_free
+from harness.platforms.readiness import http_ready, redis_ready, temporal_ready
+from harness.platforms.stackstate import (
+    MARKER,
+    StackState,
+    kill_processes,
+    marked_processes,
+    orphans,
+)
+from harness.settings import LocalOptions, LocalPorts
+
+__all__ = ["LocalPlatform", "clean_stale_stack"]
+
+_SPAWNED = re.compile(r"spawned: '([^']+)' with pid (\d+)")
+_DEFAULT_REPLICAS = ("payment-service", "saga-worker")
+
+
+def clean_stale_stack() -> str | None:
+    """Stop what a crashed harness left behind; say what was cleaned (None when nothing was)."""
+    state = StackState.load()
+    if state and state.supervisord_alive():
+        return None
+    leftovers = orphans()
+    if state:
+        StackState.clear()
+    if not leftovers and not state:
+        return None
+    kill_processes(leftovers)
+    where = f" of run {state.run_dir}" if state else ""
+    return f"cleaned up a stale stack{where}: stopped {len(leftovers)} leftover process(es)"
+
+
+class LocalPlatform:
+    """Platform protocol over supervisord. Build one with `LocalPlatform(run_dir)` to bring a new
+    stack up, or `LocalPlatform.attach()` to act on the running one."""
+
+    name = "local"
+
+    def __init__(
+        self,
+        run_dir: Path,
+        ports: LocalPorts | None = None,
+        options: LocalOptions | None = None,
+        replicas: dict[str, int] | None = None,
+        stack_id: str | None = None,
+    ) -> None:
+        self.run_dir = Path(run_dir).resolve()
+        self.platform_dir = self.run_dir / "platform"
+        self.logs_dir = self.run_dir / "logs"
+        self.ports = ports or LocalPorts.from_env()
+        self.options = options or LocalOptions.from_env()
+        self.replicas = replicas or {
+            "payment-service": self.options.payment_replicas,
+            "saga-worker": self.options.worker_replicas,
+        }
+        self.stack_id = stack_id or uuid.uuid4().hex[:12]
+        self._supervisord_pid: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def attach(cls) -> LocalPlatform:
+        """The stack `sagaquake up` started, from .sagaquake/stack.json."""
+        state = StackState.load()
+        if state is None or not state.supervisord_alive():
+            raise StackNotRunningError("no local stack is running: start one with `sagaquake up`")
+        platform = cls(
+            Path(state.run_dir),
+            LocalPorts(**state.ports),
+            LocalOptions(**state.options),
+            replicas=state.replicas,
+            stack_id=state.stack_id,
+        )
+        platform._supervisord_pid = state.supervisord_pid
+        return platform
+
+    @property
+    def _socket(self) -> Path:
+        return self.platform_dir / "supervisor.sock"
+
+    @property
+    def _conf(self) -> Path:
+        return self.platform_dir / "supervisord.conf"
+
+    def _programs(self) -> list[Any]:
+        return programs(self.ports, self.options, self.platform_dir, self.replicas)
+
+    def _write_conf(self) -> None:
+        conf = render_supervisord_conf(
+            self._programs(), self.platform_dir, self.logs_dir, self.stack_id
+        )
+        self._conf.write_text(conf)
+
+    def _save_state(self) -> None:
+        assert self._supervisord_pid is not None
+        StackState(
+            stack_id=self.stack_id,
+            run_dir=str(self.run_dir),
+            supervisord_pid=self._supervisord_pid,
+            socket=str(self._socket),
+            ports=asdict(self.ports),
+            options=asdict(self.options),
+            replicas=dict(self.replicas),
+        ).save()
+
+    def up(self, timeout_s: float = 120.0) -> None:
+        existing = StackState.load()
+        if existing and existing.supervisord_alive():
+            raise StackAlreadyRunningError(
+                f"a stack is already running (run folder {existing.run_dir}); "
+                "see it with `sagaquake status` or stop it with `sagaquake down`"
+            )
+        clean_stale_stack()
+        progs = (
+            self._programs()
+        )  # finds the binaries first: a missing one fails before anything starts
+        check_ports_free(
+            {
+                **self.ports.named(),
+                **{p.name + "_health": p.health_port for p in progs if p.health_port},
+            }
+        )
+        for folder in (self.platform_dir / "redis", self.logs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._write_conf()
+        out = (self.platform_dir / "supervisord.out").open("ab")
+        proc = subprocess.Popen(
+            [find_binary("supervisord"), "-c", str(self._conf)],
+            cwd=self.platform_dir,
+            env={**os.environ, MARKER: self.stack_id},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in the terminal goes to the harness, not the stack
+        )
+        out.close()
+        self._supervisord_pid = proc.pid
+        self._save_state()
+        try:
+            self._wait_for_supervisord(proc)
+            self.wait_ready(SERVICES, timeout_s)
+        except BaseException:
+            self.down()
+            raise
+
+    def _wait_for_supervisord(self, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                tail = _tail(self.platform_dir / "supervisord.out")
+                raise PlatformError(f"supervisord exited with code {proc.returncode}:\n{tail}")
+            with contextlib.suppress(OSError, xmlrpc.client.Error):
+                if self._rpc().supervisor.getState()["statename"] == "RUNNING":
+                    return
+            time.sleep(0.1)
+        raise PlatformError(
+            f"supervisord did not answer on {self._socket} within {timeout_s:.0f} s"
+        )
+
+    def is_up(self) -> bool:
+        state = StackState.load()
+        return bool(state and state.stack_id == self.stack_id and state.supervisord_alive())
+
+    def down(self) -> None:
+        """Stop every process, then sweep anything still carrying this stack's marker."""
+        pid = self._supervisord_pid
+        if pid and psutil.pid_exists(pid):
+            with contextlib.suppress(OSError, xmlrpc.client.Error):
+                rpc = self._rpc()
+                rpc.supervisor.stopAllProcesses(True)
+                rpc.supervisor.shutdown()
+            with contextlib.suppress(psutil.Error):
+                psutil.Process(pid).wait(timeout=30)
+        kill_processes(marked_processes(self.stack_id))
+        state = StackState.load()
+        if state and state.stack_id == self.stack_id:
+            StackState.clear()
+
+    # -- observing -------------------------------------------------------------------------
+
+    def _rpc(self) -> Any:
+        transport = SupervisorTransport(None, None, f"unix://{self._socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def _service_of(self, program: str) -> str:
+        return program.rsplit("_", 1)[0] if re.search(r"_\d\d$", program) else program
+
+    def _spawn_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        log = self.platform_dir / "supervisord.log"
+        if log.exists():
+            for name, _ in _SPAWNED.findall(log.read_text(errors="replace")):
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    def _replica_ready(self, info: dict[str, Any]) -> bool:
+        if info["statename"] != "RUNNING":
+            return False
+        name, endpoints = info["name"], self.endpoints()
+        if name == "redis":
+            return redis_ready(endpoints.redis_url)
+        if name == "temporal":
+            return temporal_ready(f"http://127.0.0.1:{self.ports.temporal_http}")
+        port = next((p.health_port for p in self._programs() if p.name == name), None)
+        return port is not None and http_ready(f"http://127.0.0.1:{port}/readyz")
+
+    def status(self) -> list[ReplicaStatus]:
+        infos = self._rpc().supervisor.getAllProcessInfo()
+        spawns = self._spawn_counts()
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            ready = list(pool.map(self._replica_ready, infos))
+        result = []
+        for info, is_ready in zip(infos, ready, strict=True):
+            running = info["statename"] == "RUNNING"
+            result.append(
+                ReplicaStatus(
+                    service=self._service_of(info["name"]),
+                    name=info["name"],
+                    pid=info["pid"] or None,
+                    uid=str(info["pid"]) if info["pid"] else "",
+                    state=info["statename"],
+                    uptime_s=float(info["now"] - info["start"]) if running else 0.0,
+                    restarts=max(spawns.get(info["name"], 1) - 1, 0),
+                    ready=is_ready,
+                )
+            )
+        order = {s: i for i, s in enumerate(SERVICES)}
+        return sorted(result, key=lambda r: (order.get(r.service, 99), r.name))
+
+    def endpoints(self) -> Endpoints:
+        p = self.ports
+        return Endpoints(
+            order_api=f"http://127.0.0.1:{p.order}",
+            payment_api=f"http://127.0.0.1:{p.payment}",
+            inventory_api=f"http://127.0.0.1:{p.inventory}",
+            notification_api=f"http://127.0.0.1:{p.notification}",
+            redis_url=f"redis://127.0.0.1:{p.redis}/0",
+            temporal_address=f"127.0.0.1:{p.temporal}",
+            temporal_ui=f"http://127.0.0.1:{p.temporal_ui}",
+        )
+
+    def wait_ready(self, services: tuple[str, ...] = SERVICES, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            replicas = [r for r in self.status() if r.service in services]
+            fatal = [r for r in replicas if r.state == "FATAL"]
+            if fatal:
+                raise PlatformError(self._not_ready_message(fatal, "keeps crashing"))
+            missing = [s for s in services if not any(r.service == s for r in replicas)]
+            waiting = [r for r in replicas if not r.ready]
+            if not waiting and not missing:
+                return
+            if time.monotonic() > deadline:
+                if missing and not waiting:
+                    raise PlatformError(f"no replica of {', '.join(missing)} is running")
+                raise PlatformError(
+                    self._not_ready_message(waiting, f"is not ready after {timeout_s:.0f} s")
+                )
+            time.sleep(0.25)
+
+    def _not_ready_message(self, replicas: list[ReplicaStatus], what: str) -> str:
+        first = replicas[0]
+        names = ", ".join(f"{r.name} ({r.state.lower()})" for r in replicas)
+        log = self.logs_dir / f"{first.name}.log"
+        return f"{names} {what}; last lines of {log}:\n{_tail(log)}"
+
+    # -- breaking --------------------------------------------------------------------------
+
+    def _replicas_of(self, service: str) -> list[ReplicaStatus]:
+        if service not in SERVICES:
+            raise PlatformError(f"unknown service {service!r}; one of: {', '.join(SERVICES)}")
+        return [r for r in self.status() if r.service == service]
+
+    def kill(
+        self, service: str, count: int = 1, signal: str = "KILL", wait_s: float = 30.0
+    ) -> list[KillEvidence]:
+        running = [r for r in self._replicas_of(service) if r.state == "RUNNING" and r.pid]
+        if not running:
+            raise PlatformError(f"no running replica of {service!r} to kill")
+        chosen = random.sample(running, min(count, len(running)))
+        for replica in chosen:
+            self._rpc().supervisor.signalProcess(replica.name, signal)
+        deadline = time.monotonic() + wait_s
+        evidence: dict[str, KillEvidence] = {}
+        while len(evidence) < len(chosen) and time.monotonic() < deadline:
+            now = {r.name: r for r in self._replicas_of(service)}
+            for replica in chosen:
+                current = now.get(replica.name)
+                if (
+                    replica.name not in evidence
+                    and current
+                    and current.uid != replica.uid
+                    and current.ready
+                ):
+                    evidence[replica.name] = KillEvidence(
+                        replica.name,
+                        replica.uid,
+                        current.uid,
+                        signal,
+                        replica.restarts,
+                        current.restarts,
+                    )
+            time.sleep(0.2)
+        final = {r.name: r for r in self._replicas_of(service)}
+        for replica in chosen:  # not back within the wait: report what we saw, not landed
+            if replica.name not in evidence:
+                current = final.get(replica.name)
+                new_uid = (
+                    current.uid if current and current.uid and current.uid != replica.uid else None
+                )
+                restarts = current.restarts if current else replica.restarts
+                evidence[replica.name] = KillEvidence(
+                    replica.name, replica.uid, new_uid, signal, replica.restarts, restarts,
+                    extra={"came_back_ready": False, "state": current.state if current else "GONE"},
+                )  # fmt: skip
+        return [evidence[r.name] for r in chosen]
+
+    def stop(self, service: str) -> None:
+        for replica in self._replicas_of(service):
+            with contextlib.suppress(xmlrpc.client.Fault):  # already stopped
+                self._rpc().supervisor.stopProcess(replica.name, True)
+
+    def start(self, service: str, wait_s: float = 60.0) -> None:
+        for replica in self._replicas_of(service):
+            with contextlib.suppress(xmlrpc.client.Fault):  # already started
+                self._rpc().supervisor.startProcess(replica.name, False)
+        self.wait_ready((service,), wait_s)
+
+    def restart(self, service: str, wait_s: float = 60.0) -> None:
+        self.stop(service)
+        self.start(service, wait_s)
+
+    def scale(self, service: str, replicas: int, wait_s: float = 60.0) -> None:
+        if service in ("redis", "temporal") or service not in SERVICES:
+            raise PlatformError(f"{service!r} cannot be scaled on the local platform")
+        if not 0 <= replicas <= MAX_REPLICAS:
+            raise PlatformError(f"replicas must be between 0 and {MAX_REPLICAS}, got {replicas}")
+        before = self.replicas.get(service, 1)
+        self.replicas[service] = replicas
+        self._write_conf()
+        rpc = self._rpc()
+        rpc.supervisor.reloadConfig()
+        for n in range(replicas, before):  # scale down: highest replicas go first
+            name = f"{service}_{n:02d}"
+            with contextlib.suppress(xmlrpc.client.Fault):
+                rpc.supervisor.stopProcess(name, True)
+            rpc.supervisor.removeProcessGroup(name)
+        for n in range(before, replicas):
+            rpc.supervisor.addProcessGroup(f"{service}_{n:02d}")
+        self._save_state()
+        if replicas:
+            self.wait_ready((service,), wait_s)
+
+    def redis(self, *command: str) -> Any:
+        client = redis.Redis.from_url(
+            self.endpoints().redis_url, decode_responses=True, socket_timeout=10
+        )
+        try:
+            return client.execute_command(*command)
+        finally:
+            client.close()
+
+    def collect_logs(self, dest: Path) -> list[Path]:
+        dest.mkdir(parents=True, exist_ok=True)
+        copied = []
+        for log in sorted(self.logs_dir.glob("*.log")):
+            target = dest / log.name
+            if target.resolve() != log.resolve():
+                shutil.copyfile(log, target)
+            copied.append(target)
+        return copied
+
+    def http_services(self) -> tuple[str, ...]:
+        return HTTP_SERVICES
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty log)"
+    except OSError:
+        return f"(no log at {path})"

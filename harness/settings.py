@@ -1,0 +1,140 @@
+"""Every default of the harness in one place, each overridable by an environment variable."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from harness.errors import ConfigError
+
+__all__ = ["LocalOptions", "LocalPorts", "env", "reports_root", "state_dir"]
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={raw!r} is not a whole number") from None
+
+
+def reports_root() -> Path:
+    """Where run folders go (`reports/` of the working directory unless SAGAQUAKE_REPORTS_DIR)."""
+    return Path(env("SAGAQUAKE_REPORTS_DIR", "reports")).resolve()
+
+
+def state_dir() -> Path:
+    """Where the pointer to the running stack lives (`.sagaquake/` unless SAGAQUAKE_STATE_DIR)."""
+    return Path(env("SAGAQUAKE_STATE_DIR", ".sagaquake")).resolve()
+
+
+@dataclass(frozen=True)
+class LocalPorts:
+    """Ports of the local stack, all on 127.0.0.1. Env: SAGAQUAKE_<FIELD>_PORT, e.g. SAGAQUAKE_REDIS_PORT."""
+
+    redis: int = 16379
+    temporal: int = 17233
+    temporal_ui: int = 18233
+    temporal_http: int = 17243
+    temporal_metrics: int = 17253
+    order: int = 18080
+    payment: int = 18081
+    inventory: int = 18082
+    notification: int = 18083
+    health_base: int = 18100  # each replica answers /readyz on health_base + its slot
+
+    @classmethod
+    def from_env(cls) -> LocalPorts:
+        base = cls()
+        return replace(
+            base,
+            **{
+                f.name: _env_int(f"SAGAQUAKE_{f.name.upper()}_PORT", getattr(base, f.name))
+                for f in fields(cls)
+            },
+        )
+
+    @classmethod
+    def free(cls) -> LocalPorts:
+        """Ports the OS says are free now (tests, parallel stacks); health ports follow health_base."""
+        socks, ports = [], []
+        for _ in fields(cls):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+            ports.append(sock.getsockname()[1])
+        # health ports need a free block of 100: take one above a random free port's range
+        for sock in socks:
+            sock.close()
+        names = [f.name for f in fields(cls)]
+        values = dict(zip(names, ports, strict=True))
+        values["health_base"] = _free_block(100)
+        return cls(**values)
+
+    def named(self) -> dict[str, int]:
+        """Every fixed port by what uses it (the health block is checked per replica)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "health_base"}
+
+
+def _free_block(size: int) -> int:
+    for _ in range(50):
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        start = probe.getsockname()[1]
+        probe.close()
+        if start + size < 65000 and all(_is_free(p) for p in range(start, start + size)):
+            return start
+    raise ConfigError("could not find 100 free consecutive ports for the health endpoints")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    """How the local stack runs. Env: SAGAQUAKE_<FIELD> (upper case)."""
+
+    payment_replicas: int = 2
+    worker_replicas: int = 2
+    redis_maxmemory: str = "1gb"
+    redis_appendfsync: str = "always"  # always | everysec | no
+    decline_rate: float = 0.03
+    catalogue: str = "skus=200,stock=100000,scarce=4,scarce_stock=25"
+    ready_timeout_s: float = 120.0
+
+    @classmethod
+    def from_env(cls) -> LocalOptions:
+        base = cls()
+        values = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"SAGAQUAKE_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = type(getattr(base, f.name))
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise ConfigError(
+                    f"environment variable SAGAQUAKE_{f.name.upper()}={raw!r} is not a {kind.__name__}"
+                ) from None
+        options = replace(base, **values)
+        if options.redis_appendfsync not in ("always", "everysec", "no"):
+            raise ConfigError(
+                f"redis appendfsync {options.redis_appendfsync!r} is not one of always, everysec, no"
+            )
+        return options

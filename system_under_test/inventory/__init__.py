@@ -1,0 +1,1 @@
+"""inventory-service: reserve, commit and release stock atomically; never negative, never oversold."""

@@ -1,0 +1,1 @@
+"""payment-service: captures and refunds with idempotency keys over its own Redis ledger."""

@@ -1,0 +1,1 @@
+"""The OrderSaga: a Temporal workflow with compensations, appending every state change to Redis Streams."""

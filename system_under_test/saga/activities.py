@@ -1,0 +1,216 @@
+"""The saga's activities: each calls one service (idempotently) and appends the resulting event.
+
+A retried activity repeats both halves safely: services dedupe by idempotency key or order id,
+and the append is at-most-once per (order, event type). Technical failures (time-outs, refused
+connections, 5xx, Redis out of memory) raise plain errors that Temporal retries with backoff;
+business outcomes raise non-retryable ApplicationErrors the workflow compensates for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+import orjson
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from system_under_test.ids import payment_id_for
+from system_under_test.saga.models import CancelInput, OrderInput
+from system_under_test.streams import LIVE_COMPLETED_CHANNEL, EventAppender
+
+__all__ = ["SagaActivities"]
+
+
+class ServiceUnavailable(Exception):
+    """A dependency answered with a technical failure: retried by Temporal."""
+
+
+def _items_json(order: OrderInput) -> str:
+    return orjson.dumps([asdict(i) for i in order.items]).decode()
+
+
+def _business(message: str, failure_type: str, **details: Any) -> ApplicationError:
+    return ApplicationError(message, details or None, type=failure_type, non_retryable=True)
+
+
+class SagaActivities:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        appender: EventAppender,
+        redis: Any,
+        payment_url: str,
+        inventory_url: str,
+        notification_url: str,
+    ) -> None:
+        self._http = http
+        self._append = appender.append
+        self._redis = redis
+        self._payment = payment_url.rstrip("/")
+        self._inventory = inventory_url.rstrip("/")
+        self._notification = notification_url.rstrip("/")
+
+    def all(self) -> list[Any]:
+        return [
+            self.place_order,
+            self.reserve_inventory,
+            self.capture_payment,
+            self.commit_inventory,
+            self.complete_order,
+            self.send_confirmation,
+            self.refund_payment,
+            self.release_inventory,
+            self.cancel_order,
+        ]
+
+    async def _post(self, url: str, body: dict[str, Any], key: str | None = None) -> httpx.Response:
+        headers = {"Idempotency-Key": key} if key else None
+        response = await self._http.post(url, json=body, headers=headers)
+        if response.status_code >= 500 or response.status_code == 429:
+            raise ServiceUnavailable(
+                f"{url} answered {response.status_code}: {response.text[:200]}"
+            )
+        return response
+
+    @staticmethod
+    def _unexpected(response: httpx.Response) -> ApplicationError:
+        return _business(
+            f"{response.request.url} answered {response.status_code}: {response.text[:200]}",
+            "UnexpectedResponse",
+        )
+
+    @activity.defn
+    async def place_order(self, order: OrderInput) -> None:
+        await self._append(
+            "OrderPlaced",
+            order.order_id,
+            {
+                "customer_id": order.customer_id,
+                "amount_cents": order.amount_cents,
+                "currency": order.currency,
+                "items": _items_json(order),
+                "idempotency_key": order.idempotency_key,
+            },
+        )
+
+    @activity.defn
+    async def reserve_inventory(self, order: OrderInput) -> None:
+        response = await self._post(
+            f"{self._inventory}/reservations",
+            {"order_id": order.order_id, "items": [asdict(i) for i in order.items]},
+        )
+        if response.status_code == 409:
+            body = response.json()
+            failure = "UnknownSku" if body.get("reason") == "unknown_sku" else "OutOfStock"
+            raise _business(
+                f"{body.get('reason')}: {body.get('sku')}", failure, sku=body.get("sku")
+            )
+        if response.status_code != 201:
+            raise self._unexpected(response)
+        await self._append("InventoryReserved", order.order_id, {"items": _items_json(order)})
+
+    @activity.defn
+    async def capture_payment(self, order: OrderInput) -> str:
+        response = await self._post(
+            f"{self._payment}/charges",
+            {
+                "order_id": order.order_id,
+                "customer_id": order.customer_id,
+                "amount_cents": order.amount_cents,
+                "currency": order.currency,
+            },
+            key=f"{order.order_id}:charge",
+        )
+        body = response.json() if response.status_code in (201, 402) else {}
+        if response.status_code == 402:
+            await self._append(
+                "PaymentDeclined", order.order_id, {"reason": body.get("reason", "declined")}
+            )
+            raise _business(f"payment declined: {body.get('reason')}", "PaymentDeclined")
+        if response.status_code != 201:
+            raise self._unexpected(response)
+        await self._append(
+            "PaymentCaptured",
+            order.order_id,
+            {
+                "payment_id": body["payment_id"],
+                "amount_cents": order.amount_cents,
+                "currency": order.currency,
+            },
+        )
+        return str(body["payment_id"])
+
+    @activity.defn
+    async def commit_inventory(self, order: OrderInput) -> None:
+        response = await self._post(f"{self._inventory}/reservations/{order.order_id}/commit", {})
+        if response.status_code in (404, 409):
+            raise _business(f"reservation lost: {response.text[:200]}", "ReservationLost")
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        await self._append("InventoryCommitted", order.order_id, {"items": _items_json(order)})
+
+    @activity.defn
+    async def complete_order(self, order: OrderInput) -> None:
+        _, created = await self._append(
+            "OrderCompleted", order.order_id, {"amount_cents": order.amount_cents}
+        )
+        if created:  # live fan-out: fire and forget, as pub/sub is
+            await self._redis.publish(LIVE_COMPLETED_CHANNEL, order.order_id)
+
+    @activity.defn
+    async def send_confirmation(self, order: OrderInput) -> None:
+        response = await self._post(
+            f"{self._notification}/confirmations",
+            {
+                "order_id": order.order_id,
+                "customer_id": order.customer_id,
+                "amount_cents": order.amount_cents,
+            },
+        )
+        if response.status_code not in (200, 201):
+            raise self._unexpected(response)
+        await self._append(
+            "NotificationSent",
+            order.order_id,
+            {"notification_id": response.json()["notification_id"]},
+        )
+
+    @activity.defn
+    async def refund_payment(self, order: OrderInput) -> None:
+        response = await self._post(
+            f"{self._payment}/refunds",
+            {
+                "order_id": order.order_id,
+                "payment_id": payment_id_for(order.order_id),
+            },
+            key=f"{order.order_id}:refund",
+        )
+        if response.status_code == 404:
+            return  # nothing was captured: nothing to refund
+        if response.status_code != 201:
+            raise self._unexpected(response)
+        body = response.json()
+        await self._append(
+            "PaymentRefunded",
+            order.order_id,
+            {
+                "payment_id": payment_id_for(order.order_id),
+                "refund_id": body["refund_id"],
+                "amount_cents": body["amount_cents"],
+            },
+        )
+
+    @activity.defn
+    async def release_inventory(self, order: OrderInput) -> None:
+        response = await self._post(f"{self._inventory}/reservations/{order.order_id}/release", {})
+        if response.status_code == 404:
+            return  # nothing was reserved
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        await self._append("InventoryReleased", order.order_id, {"items": _items_json(order)})
+
+    @activity.defn
+    async def cancel_order(self, cancel: CancelInput) -> None:
+        await self._append("OrderCancelled", cancel.order.order_id, {"reason": cancel.reason})

@@ -1,0 +1,58 @@
+"""Workflow and activity inputs: single dataclasses, so fields can be added without breaking histories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "BUSINESS_FAILURES",
+    "TASK_QUEUE",
+    "WORKFLOW_TYPE",
+    "CancelInput",
+    "LineItem",
+    "OrderInput",
+    "OrderResult",
+]
+
+WORKFLOW_TYPE = "OrderSaga"
+TASK_QUEUE = "order-saga"
+
+# Failures the saga answers by compensating, never by retrying: the customer's problem, not ours.
+BUSINESS_FAILURES = (
+    "PaymentDeclined",
+    "OutOfStock",
+    "UnknownSku",
+    "ReservationLost",
+    "UnexpectedResponse",
+)
+
+
+@dataclass
+class LineItem:
+    sku: str
+    qty: int
+
+
+@dataclass
+class OrderInput:
+    order_id: str
+    customer_id: str
+    items: list[LineItem]
+    amount_cents: int
+    currency: str
+    idempotency_key: str = ""
+    accepted_at_ms: int = 0
+
+
+@dataclass
+class CancelInput:
+    order: OrderInput
+    reason: str
+
+
+@dataclass
+class OrderResult:
+    order_id: str
+    status: str  # completed | cancelled
+    reason: str = ""
+    steps: list[str] = field(default_factory=list)

@@ -1,0 +1,105 @@
+"""The saga worker process: runs OrderSaga and its activities on the `order-saga` task queue.
+
+Started with `python -m system_under_test.saga.worker`. It waits for Temporal instead of crashing
+when the server is down (a restarting server must not turn into a crash loop of workers), and
+serves /healthz and /readyz on SAGAQUAKE_HEALTH_PORT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import timedelta
+
+import httpx
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from system_under_test.config import Settings, settings
+from system_under_test.logs import setup_logging
+from system_under_test.saga.activities import SagaActivities
+from system_under_test.saga.workflows import OrderSaga
+from system_under_test.serving import health_app, redis_ready, serve_async
+from system_under_test.streams import EventAppender, connect
+
+__all__ = ["connect_temporal", "main", "run_worker"]
+
+log = logging.getLogger("saga-worker")
+
+
+async def connect_temporal(cfg: Settings, attempts: int = 0) -> Client:
+    """Connect, retrying every second (forever when attempts == 0)."""
+    tried = 0
+    while True:
+        try:
+            return await Client.connect(cfg.temporal_address, namespace=cfg.temporal_namespace)
+        except Exception as exc:
+            tried += 1
+            if attempts and tried >= attempts:
+                raise
+            log.warning("temporal not reachable; retrying", extra={"fields": {"error": str(exc)}})
+            await asyncio.sleep(1)
+
+
+async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
+    redis = connect(cfg.redis_url)
+    limits = httpx.Limits(
+        max_connections=cfg.worker_concurrency, max_keepalive_connections=cfg.worker_concurrency
+    )
+    async with httpx.AsyncClient(timeout=cfg.http_timeout_s, limits=limits) as http:
+        activities = SagaActivities(
+            http,
+            EventAppender(redis),
+            redis,
+            cfg.payment_url,
+            cfg.inventory_url,
+            cfg.notification_url,
+        )
+        running = asyncio.Event()
+
+        async def ready() -> list[str]:
+            failing = await redis_ready(redis)
+            if not running.is_set():
+                failing.append("worker not polling yet (waiting for temporal)")
+            return failing
+
+        # Health first: a worker waiting for Temporal is alive, just not ready.
+        health = asyncio.create_task(serve_async(health_app("saga-worker", ready), cfg))
+        client = await connect_temporal(cfg)
+        worker = Worker(
+            client,
+            task_queue=cfg.task_queue,
+            workflows=[OrderSaga],
+            activities=activities.all(),
+            max_concurrent_activities=cfg.worker_concurrency,
+            max_concurrent_workflow_tasks=cfg.worker_concurrency,
+            graceful_shutdown_timeout=timedelta(seconds=5),
+        )
+        async with worker:
+            running.set()
+            log.info("worker polling", extra={"fields": {"task_queue": cfg.task_queue}})
+            await stop.wait()
+        health.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await health
+    await redis.aclose()
+
+
+def main() -> None:
+    cfg = settings()
+    setup_logging("saga-worker", cfg.log_level)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_worker(cfg, stop)
+
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""OrderSaga: place → reserve → capture → commit → complete → notify, compensating in reverse.
+
+Deterministic and free of side effects (the sandbox re-imports it per run): every effect is an
+activity. Technical failures are retried without limit, so an outage pauses orders instead of
+losing them; business rejections (declined card, no stock) cancel the order after compensation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from system_under_test.saga.activities import SagaActivities
+    from system_under_test.saga.models import (
+        BUSINESS_FAILURES,
+        CancelInput,
+        OrderInput,
+        OrderResult,
+    )
+
+__all__ = ["OrderSaga"]
+
+RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=0,  # until the dependency is back
+    non_retryable_error_types=list(BUSINESS_FAILURES),
+)
+STEP_TIMEOUT = timedelta(seconds=15)
+
+
+def _reason(err: BaseException) -> str:
+    """The cancel reason written to OrderCancelled: out_of_stock, payment_declined, or the failure type."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    failure = (
+        cause.type if isinstance(cause, ApplicationError) and cause.type else type(cause).__name__
+    )
+    return {
+        "OutOfStock": "out_of_stock",
+        "PaymentDeclined": "payment_declined",
+        "UnknownSku": "unknown_sku",
+    }.get(failure, failure)
+
+
+@workflow.defn(name="OrderSaga")
+class OrderSaga:
+    def __init__(self) -> None:
+        self._steps: list[str] = []
+
+    async def _step(self, activity: Any, arg: Any) -> Any:
+        self._steps.append(activity.__name__)
+        return await workflow.execute_activity_method(
+            activity, arg, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY
+        )
+
+    @workflow.query
+    def steps(self) -> list[str]:
+        return list(self._steps)
+
+    @workflow.run
+    async def run(self, order: OrderInput) -> OrderResult:
+        await self._step(SagaActivities.place_order, order)
+        compensations: list[Any] = []
+        try:
+            await self._step(SagaActivities.reserve_inventory, order)
+            compensations.append(SagaActivities.release_inventory)
+            await self._step(SagaActivities.capture_payment, order)
+            compensations.append(SagaActivities.refund_payment)
+            await self._step(SagaActivities.commit_inventory, order)
+        except (ActivityError, asyncio.CancelledError) as err:
+            reason = (
+                "workflow_cancelled" if isinstance(err, asyncio.CancelledError) else _reason(err)
+            )
+            await self._compensate(order, compensations, reason)
+            return OrderResult(order.order_id, "cancelled", reason, list(self._steps))
+        await self._step(SagaActivities.complete_order, order)
+        await self._step(SagaActivities.send_confirmation, order)
+        return OrderResult(order.order_id, "completed", "", list(self._steps))
+
+    async def _compensate(self, order: OrderInput, compensations: list[Any], reason: str) -> None:
+        """Undo in reverse order; compensations retry until they succeed (they are idempotent)."""
+        for undo in reversed(compensations):
+            await self._step(undo, order)
+        await self._step(SagaActivities.cancel_order, CancelInput(order, reason))

@@ -1,0 +1,114 @@
+"""Health endpoints and serving shared by every process of the system.
+
+Replicas of a service share one port (SO_REUSEPORT), as pods share a Service; each replica
+may also answer on a port of its own so the platform can check that replica's readiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import redis.exceptions
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from system_under_test.config import Settings
+
+__all__ = [
+    "ReadyCheck",
+    "add_health_routes",
+    "add_redis_error_handlers",
+    "health_app",
+    "listen",
+    "redis_ready",
+    "serve",
+    "serve_async",
+]
+
+# Returns the names of the dependencies that do not answer (empty when ready).
+ReadyCheck = Callable[[], Awaitable[list[str]]]
+
+
+def add_health_routes(app: FastAPI, ready: ReadyCheck) -> None:
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        try:
+            failing = await asyncio.wait_for(ready(), timeout=3)
+        except Exception as exc:  # a check that cannot run means not ready
+            failing = [f"readiness check failed: {exc}"]
+        if failing:
+            return JSONResponse({"status": "not ready", "failing": failing}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+
+def add_redis_error_handlers(app: FastAPI) -> None:
+    """A Redis that refuses writes or does not answer is a 503: the caller retries, nothing is lost."""
+
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def _oom(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": f"redis refuses writes (out of memory): {exc}"}, status_code=503
+        )
+
+    @app.exception_handler(redis.exceptions.RedisError)
+    async def _redis(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"redis unavailable: {exc}"}, status_code=503)
+
+
+async def redis_ready(client: object) -> list[str]:
+    try:
+        await client.ping()  # type: ignore[attr-defined]
+    except Exception as exc:
+        return [f"redis: {exc}"]
+    return []
+
+
+def health_app(title: str, ready: ReadyCheck) -> FastAPI:
+    """An app with only the health routes, for processes without an API (worker, projection)."""
+    app = FastAPI(title=title, openapi_url=None)
+    add_health_routes(app, ready)
+    return app
+
+
+def listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(app: FastAPI, cfg: Settings) -> None:
+    """Serve `app` on the shared service port and, if set, this replica's health port."""
+    sockets = []
+    if cfg.port:
+        sockets.append(listen(cfg.bind_host, cfg.port, reuse_port=True))
+    if cfg.health_port:
+        sockets.append(listen(cfg.bind_host, cfg.health_port, reuse_port=False))
+    if not sockets:
+        raise SystemExit("set SAGAQUAKE_PORT (and/or SAGAQUAKE_HEALTH_PORT) to serve")
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="on"
+    )
+    uvicorn.Server(config).run(sockets=sockets)
+
+
+async def serve_async(app: FastAPI, cfg: Settings) -> None:
+    """The same, inside a running event loop (the worker runs its health app beside Temporal)."""
+    if not cfg.health_port:
+        return
+    sock = listen(cfg.bind_host, cfg.health_port, reuse_port=False)
+    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    await server.serve(sockets=[sock])
