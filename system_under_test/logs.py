@@ -27,9 +27,34 @@ class _JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def setup_logging(service: str, level: str = "INFO") -> logging.Logger:
+class _OneLineTransientFailures(logging.Filter):
+    """A dependency that is down makes every retry of every activity fail: log each as one line
+    (what failed and why), not a traceback, or an outage buries the logs."""
+
+    def __init__(self, transient: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self._transient = transient
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self._transient):
+            error = record.exc_info[1]
+            record.fields = {
+                **getattr(record, "fields", {}),
+                "error": f"{type(error).__name__}: {error}",
+            }
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def setup_logging(
+    service: str, level: str = "INFO", transient: tuple[type[BaseException], ...] = ()
+) -> logging.Logger:
+    """JSON logs on stdout; exceptions of the `transient` types are logged without traceback."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(_JsonFormatter())
+    if transient:
+        handler.addFilter(_OneLineTransientFailures(transient))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 import xmlrpc.client
@@ -48,7 +49,6 @@ from harness.settings import LocalOptions, LocalPorts
 __all__ = ["LocalPlatform", "clean_stale_stack"]
 
 _SPAWNED = re.compile(r"spawned: '([^']+)' with pid (\d+)")
-_DEFAULT_REPLICAS = ("payment-service", "saga-worker")
 
 
 def clean_stale_stack() -> str | None:
@@ -59,6 +59,7 @@ def clean_stale_stack() -> str | None:
     leftovers = orphans()
     if state:
         StackState.clear()
+        Path(state.socket).unlink(missing_ok=True)
     if not leftovers and not state:
         return None
     kill_processes(leftovers)
@@ -112,7 +113,8 @@ class LocalPlatform:
 
     @property
     def _socket(self) -> Path:
-        return self.platform_dir / "supervisor.sock"
+        """In the temp dir, not the run folder: a unix socket path may not exceed 107 bytes."""
+        return Path(tempfile.gettempdir()) / f"sagaquake-{self.stack_id}.sock"
 
     @property
     def _conf(self) -> Path:
@@ -123,7 +125,7 @@ class LocalPlatform:
 
     def _write_conf(self) -> None:
         conf = render_supervisord_conf(
-            self._programs(), self.platform_dir, self.logs_dir, self.stack_id
+            self._programs(), self.platform_dir, self.logs_dir, self.stack_id, self._socket
         )
         self._conf.write_text(conf)
 
@@ -208,6 +210,7 @@ class LocalPlatform:
             with contextlib.suppress(psutil.Error):
                 psutil.Process(pid).wait(timeout=30)
         kill_processes(marked_processes(self.stack_id))
+        self._socket.unlink(missing_ok=True)
         state = StackState.load()
         if state and state.stack_id == self.stack_id:
             StackState.clear()

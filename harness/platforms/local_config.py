@@ -6,6 +6,7 @@ or removes a program without restarting the others, as a Deployment adds or remo
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -170,12 +171,12 @@ def _command(argv: list[str]) -> str:
 
 
 def render_supervisord_conf(
-    progs: list[Program], platform_dir: Path, logs_dir: Path, stack_id: str
+    progs: list[Program], platform_dir: Path, logs_dir: Path, stack_id: str, socket_path: Path
 ) -> str:
     """The supervisord config: unix socket only (no TCP), autorestart like a pod, logs per program."""
     lines = [
         "[unix_http_server]",
-        f"file={_quote(str(platform_dir / 'supervisor.sock'))}",
+        f"file={_quote(str(socket_path))}",
         "chmod=0700",
         "",
         "[supervisord]",
@@ -185,6 +186,7 @@ def render_supervisord_conf(
         "nodaemon=true",
         "loglevel=info",
         f"identifier=sagaquake-{stack_id}",
+        *(["user=root"] if os.geteuid() == 0 else []),  # as root, say so (supervisord warns otherwise)
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import orjson
+import redis.exceptions
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -20,11 +21,19 @@ from system_under_test.ids import payment_id_for
 from system_under_test.saga.models import CancelInput, OrderInput
 from system_under_test.streams import LIVE_COMPLETED_CHANNEL, EventAppender
 
-__all__ = ["SagaActivities"]
+__all__ = ["TRANSIENT_FAILURES", "SagaActivities", "ServiceUnavailable"]
 
 
 class ServiceUnavailable(Exception):
     """A dependency answered with a technical failure: retried by Temporal."""
+
+
+# What an outage of a dependency looks like from an activity: retried, and logged in one line.
+TRANSIENT_FAILURES: tuple[type[BaseException], ...] = (
+    ServiceUnavailable,
+    httpx.TransportError,
+    redis.exceptions.RedisError,
+)
 
 
 def _items_json(order: OrderInput) -> str:

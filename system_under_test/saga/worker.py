@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 
 from system_under_test.config import Settings, settings
 from system_under_test.logs import setup_logging
-from system_under_test.saga.activities import SagaActivities
+from system_under_test.saga.activities import TRANSIENT_FAILURES, SagaActivities
 from system_under_test.saga.workflows import OrderSaga
 from system_under_test.serving import health_app, redis_ready, serve_async
 from system_under_test.streams import EventAppender, connect
@@ -89,7 +89,7 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     cfg = settings()
-    setup_logging("saga-worker", cfg.log_level)
+    setup_logging("saga-worker", cfg.log_level, transient=TRANSIENT_FAILURES)
 
     async def _main() -> None:
         stop = asyncio.Event()

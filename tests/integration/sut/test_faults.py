@@ -1,0 +1,171 @@
+"""The saga under faults on the real stack: a payment outage, killed payment replicas, a Redis
+that refuses writes, a killed projection. Nothing may be lost, charged twice or left half-done."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import redis.exceptions
+
+from system_under_test.projection.rebuild import compare, rebuild_into
+from system_under_test.streams import connect
+from tests.integration.orders import client, key_where, order_body, place, wait_terminal
+
+pytestmark = pytest.mark.integration
+
+HAPPY = [
+    "OrderPlaced",
+    "InventoryReserved",
+    "PaymentCaptured",
+    "InventoryCommitted",
+    "OrderCompleted",
+    "NotificationSent",
+]
+
+
+def captures(stack, order_ids: list[str]) -> dict[str, int]:
+    counts = dict.fromkeys(order_ids, 0)
+    for _, f in client(stack.endpoints).xrange("payments:ledger"):
+        if f["order_id"] in counts and f["kind"] == "capture":
+            counts[f["order_id"]] += 1
+    return counts
+
+
+def test_orders_wait_out_a_payment_outage_and_complete_charged_once(stack) -> None:
+    stack.platform.stop("payment-service")
+    try:
+        ids = [
+            place(stack.endpoints, order_body("SKU-0021"), key_where(False)).json()["order_id"]
+            for _ in range(8)
+        ]
+        r = client(stack.endpoints)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if all(r.hexists(f"orders:dedupe:{o}", "InventoryReserved") for o in ids):
+                break
+            time.sleep(0.2)
+        for order_id in ids:  # paused at the payment step, not failed
+            seen = r.hkeys(f"orders:dedupe:{order_id}")
+            assert (
+                "InventoryReserved" in seen
+                and "PaymentCaptured" not in seen
+                and "OrderCancelled" not in seen
+            )
+    finally:
+        stack.platform.start("payment-service")
+    for order_id in ids:
+        assert wait_terminal(stack.endpoints, order_id, 90) == HAPPY
+    assert set(captures(stack, ids).values()) == {1}
+
+
+def test_payment_replicas_killed_mid_request_charge_each_order_once(stack) -> None:
+    ids: list[str] = []
+
+    def steady_orders() -> None:
+        for _ in range(40):
+            answer = place(stack.endpoints, order_body("SKU-0022"), key_where(False))
+            ids.append(answer.json()["order_id"])
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=steady_orders)
+    sender.start()
+    evidence = []
+    for _ in range(3):
+        time.sleep(0.6)
+        evidence += stack.platform.kill("payment-service", count=2, signal="KILL")
+    sender.join()
+    assert all(e.landed for e in evidence), evidence
+    for order_id in ids:
+        assert wait_terminal(stack.endpoints, order_id, 120) == HAPPY
+    assert set(captures(stack, ids).values()) == {1}
+
+
+def test_orders_accepted_while_redis_refuses_writes_complete_afterwards(stack) -> None:
+    r = client(stack.endpoints)
+    original = r.config_get("maxmemory")["maxmemory"]
+    used = int(r.info("memory")["used_memory"])
+    r.config_set("maxmemory", max(used // 2, 1024 * 1024))
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            r.xadd("probe:oom", {"x": "1"})
+        ids = []
+        for _ in range(5):
+            answer = place(stack.endpoints, order_body("SKU-0023"), key_where(False))
+            assert answer.status_code == 202, answer.text  # Temporal, not Redis, accepts orders
+            ids.append(answer.json()["order_id"])
+        time.sleep(3)
+        assert not any(r.exists(f"orders:dedupe:{o}") for o in ids), (
+            "an event was written while Redis refused writes"
+        )
+    finally:
+        r.config_set("maxmemory", original)
+    for order_id in ids:
+        assert wait_terminal(stack.endpoints, order_id, 120) == HAPPY
+    assert set(captures(stack, ids).values()) == {1}
+
+
+def _projection_caught_up(stack, timeout_s: float = 60) -> None:
+    r = client(stack.endpoints)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        group = next(g for g in r.xinfo_groups("orders:events") if g["name"] == "projection")
+        if group["pending"] == 0 and group["lag"] == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"projection did not catch up: {group}")
+
+
+def _rebuild_diffs(stack) -> list[str]:
+    async def run() -> list[str]:
+        redis = connect(stack.endpoints.redis_url)
+        _, orders = await rebuild_into(redis, "test-rebuild:order:")
+        diffs = await compare(redis, "test-rebuild:order:", orders)
+        await redis.aclose()
+        return diffs
+
+    return asyncio.run(run())
+
+
+def test_projection_killed_mid_stream_skips_no_event(stack) -> None:
+    ids: list[str] = []
+
+    def steady_orders() -> None:
+        for _ in range(60):
+            ids.append(place(stack.endpoints, order_body("SKU-0024")).json()["order_id"])
+            time.sleep(0.03)
+
+    sender = threading.Thread(target=steady_orders)
+    sender.start()
+    for _ in range(3):
+        time.sleep(0.7)
+        assert all(e.landed for e in stack.platform.kill("projection", signal="KILL"))
+    sender.join()
+    for order_id in ids:
+        wait_terminal(stack.endpoints, order_id, 120)
+    _projection_caught_up(stack)
+    assert _rebuild_diffs(stack) == []
+    r = client(stack.endpoints)
+    for order_id in ids:
+        assert r.hget(f"readmodel:order:{order_id}", "status") in ("completed", "cancelled")
+
+
+def test_rebuild_command_equals_the_live_read_model(stack) -> None:
+    order_id = place(stack.endpoints, order_body("SKU-0025")).json()["order_id"]
+    wait_terminal(stack.endpoints, order_id)
+    _projection_caught_up(stack)
+    env = {**os.environ, "SAGAQUAKE_REDIS_URL": stack.endpoints.redis_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "system_under_test.projection.rebuild", "--compare"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rebuilt read model equals the live one" in done.stdout
