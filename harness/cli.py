@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness import __version__
 from harness.errors import HarnessError, StackNotRunningError
-from harness.platforms.base import Platform
+from harness.platforms import attach
 from harness.platforms.local import LocalPlatform, clean_stale_stack
 from harness.runs import new_run_dir
 from harness.settings import LocalOptions
@@ -71,14 +71,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def attach_platform(kind: str = "local") -> Platform:
-    if kind == "local":
-        return LocalPlatform.attach()
-    from harness.platforms.kubernetes import KubernetesPlatform
-
-    return KubernetesPlatform.attach()  # type: ignore[no-any-return, attr-defined]
-
-
 def cmd_down(args: argparse.Namespace) -> int:
     try:
         platform = LocalPlatform.attach()
@@ -99,7 +91,7 @@ def _uptime(seconds: float) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    platform = attach_platform(args.platform)
+    platform = attach(args.platform)
     replicas = platform.status()
     endpoints = platform.endpoints()
     if args.json:
