@@ -1,0 +1,1 @@
+"""`sagaquake run`: a whole run from a suite file, up to the gate's exit code."""
