@@ -20,5 +20,5 @@ def attach(kind: str = "local") -> Platform:
     if kind in ("k8s", "kubernetes"):
         from harness.platforms.kubernetes import KubernetesPlatform
 
-        return KubernetesPlatform.attach()  # type: ignore[attr-defined, no-any-return]
+        return KubernetesPlatform.attach()
     raise ConfigError(f"unknown platform {kind!r}; use one of: {', '.join(PLATFORMS)}")

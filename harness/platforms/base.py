@@ -57,7 +57,7 @@ class ReplicaStatus:
     name: str
     pid: int | None  # the process id locally; None on Kubernetes
     uid: str  # what identifies this incarnation: the pid as text locally, the pod uid on Kubernetes
-    state: str  # RUNNING, STARTING, BACKOFF, STOPPED, FATAL, EXITED (local) / pod phase (k8s)
+    state: str  # RUNNING, STARTING, BACKOFF, STOPPED, FATAL, EXITED (local); pod phase or container reason such as CrashLoopBackOff, Terminating (k8s)
     uptime_s: float
     restarts: int
     ready: bool

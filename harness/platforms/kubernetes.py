@@ -21,15 +21,11 @@ SAGAQUAKE_K8S_DIR (default: the repository's k8s/).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
-import socket
-import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +33,17 @@ import redis
 
 from harness.errors import ConfigError, HarnessError, PlatformError, StackNotRunningError
 from harness.platforms.base import SERVICES, Endpoints, KillEvidence, ReplicaStatus
-from harness.platforms.k8s_checks import CHAOS_ROLE, check_all
+from harness.platforms.k8s_api import (
+    REQUEST_TIMEOUT_S,
+    Clients,
+    api_error,
+    connect,
+    copy_logs,
+    impersonation_from_env,
+    status_of,
+    tcp_reachable,
+)
+from harness.platforms.k8s_checks import check_all
 from harness.platforms.k8s_manifests import (
     DEFAULT_IMAGE,
     NAME_LABEL,
@@ -62,111 +68,18 @@ from harness.platforms.k8s_pods import (
     settled,
 )
 
-__all__ = ["CHAOS_USER", "HTTP_SERVICES", "WORKLOADS", "Clients", "KubernetesPlatform", "connect"]
+__all__ = ["HTTP_SERVICES", "WORKLOADS", "KubernetesPlatform"]
 
-CHAOS_USER = f"system:serviceaccount:{NAMESPACE}:{CHAOS_ROLE}"
 HTTP_SERVICES = ("order-service", "payment-service", "inventory-service", "notification-service")
 # service → (workload kind, name); tests/unit/k8s checks it against the manifests.
 WORKLOADS: dict[str, tuple[str, str]] = {
     s: ("StatefulSet" if s == "redis" else "Deployment", s) for s in SERVICES
 }
 SINGLE_WRITERS = ("redis", "temporal")  # one data volume, one process
-FIELD_MANAGER = "sagaquake"
-_TIMEOUT = 15  # seconds per API request
 _POLL_S = 0.5
 _APPLY_ORDER = ("Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
                 "PersistentVolumeClaim", "Service", "StatefulSet", "Deployment")  # fmt: skip
 _SELECTOR = f"{PART_OF_LABEL}={PART_OF}"
-
-
-@dataclass
-class Clients:
-    """The API objects the platform calls: `core`/`apps` as yourself (apply, observe, logs),
-    `chaos_core`/`chaos_apps` as the chaos identity (every fault). `apply` does one server-side
-    apply. Tests hand the platform fakes of these shapes."""
-
-    core: Any
-    apps: Any
-    chaos_core: Any
-    chaos_apps: Any
-    apply: Callable[[dict[str, Any]], None]
-    server: str
-    context: str | None
-
-
-def connect(context: str | None = None, impersonate: str | None = CHAOS_USER) -> Clients:
-    """Clients for a kubeconfig context (None: the current one)."""
-    from kubernetes import client, config
-    from kubernetes.config.config_exception import ConfigException
-
-    try:
-        contexts, active = config.list_kube_config_contexts()
-        name = context or (active or {}).get("name")
-        if context and context not in {c["name"] for c in contexts}:
-            raise PlatformError(
-                f"kubernetes context {context!r} does not exist; known: "
-                f"{', '.join(sorted(c['name'] for c in contexts))}"
-            )
-        admin = config.new_client_from_config(context=name)
-        chaos = config.new_client_from_config(context=name)
-    except (ConfigException, OSError) as exc:
-        raise PlatformError(
-            f"no kubernetes cluster is configured ({exc}); create one with `make kind-up` or "
-            "`make minikube-up`, or point KUBECONFIG at yours"
-        ) from None
-    if impersonate:
-        chaos.set_default_header("Impersonate-User", impersonate)
-    dynamic: list[Any] = []
-
-    def apply(doc: dict[str, Any]) -> None:
-        from kubernetes.dynamic import DynamicClient
-
-        if not dynamic:
-            dynamic.append(DynamicClient(admin))
-        resource = dynamic[0].resources.get(api_version=doc["apiVersion"], kind=doc["kind"])
-        dynamic[0].server_side_apply(
-            resource,
-            body=doc,
-            namespace=doc["metadata"].get("namespace"),
-            field_manager=FIELD_MANAGER,
-            force_conflicts=True,
-            _request_timeout=_TIMEOUT,
-        )
-
-    return Clients(
-        core=client.CoreV1Api(admin),
-        apps=client.AppsV1Api(admin),
-        chaos_core=client.CoreV1Api(chaos),
-        chaos_apps=client.AppsV1Api(chaos),
-        apply=apply,
-        server=admin.configuration.host,
-        context=name,
-    )
-
-
-def _impersonation_from_env() -> str | None:
-    value = os.environ.get("SAGAQUAKE_K8S_IMPERSONATE")
-    if value is None:
-        return CHAOS_USER
-    return None if value.strip().lower() in ("", "none") else value
-
-
-def _api_error(exc: BaseException, what: str) -> HarnessError:
-    status = getattr(exc, "status", None)
-    if status == 403:
-        return PlatformError(
-            f"{what}: forbidden ({getattr(exc, 'reason', '')}); the chaos Role in "
-            "k8s/base/chaos-rbac.yaml may lack it, or set SAGAQUAKE_K8S_IMPERSONATE=none to act as yourself"
-        )
-    if status is not None:
-        return PlatformError(
-            f"{what}: the API answered {status} {getattr(exc, 'reason', '')}".rstrip()
-        )
-    return PlatformError(f"{what}: cannot reach the cluster ({type(exc).__name__}: {exc})")
-
-
-def _status(exc: BaseException) -> int | None:
-    return getattr(exc, "status", None)
 
 
 class KubernetesPlatform:
@@ -198,12 +111,12 @@ class KubernetesPlatform:
         self.image = image or os.environ.get("SAGAQUAKE_K8S_IMAGE") or DEFAULT_IMAGE
         self._node_host = node_host or os.environ.get("SAGAQUAKE_K8S_NODE_HOST") or None
         self._impersonate = (
-            _impersonation_from_env() if impersonate is True else (impersonate or None)
+            impersonation_from_env() if impersonate is True else (impersonate or None)
         )
         self._clients = clients
         self._rng = rng or random.Random()
         self._clock, self._sleep = clock, sleep
-        self._reachable = reachable or _tcp_reachable
+        self._reachable = reachable or tcp_reachable
         self._endpoints: Endpoints | None = None
 
     @classmethod
@@ -235,11 +148,11 @@ class KubernetesPlatform:
 
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, _request_timeout=_TIMEOUT, **kwargs)
+            return fn(*args, _request_timeout=REQUEST_TIMEOUT_S, **kwargs)
         except HarnessError:
             raise
         except Exception as exc:
-            raise _api_error(exc, what) from None
+            raise api_error(exc, what) from None
 
     def _state_file(self) -> Path:
         return self.run_dir / "platform" / "k8s-state.json"
@@ -343,7 +256,7 @@ class KubernetesPlatform:
             try:
                 self.clients.apply(doc)
             except Exception as exc:
-                raise _api_error(exc, f"apply {doc['kind']} {doc['metadata']['name']!r}") from None
+                raise api_error(exc, f"apply {doc['kind']} {doc['metadata']['name']!r}") from None
         self._endpoints = None
         deadline = self._clock() + timeout_s
         self._wait_rollout(docs, timeout_s)
@@ -397,10 +310,8 @@ class KubernetesPlatform:
         lines = [f"{name}: {why}" for name, why in waiting.items()]
         bad = [p for p in pods if p.service in waiting or p.reason in FATAL_REASONS]
         bad = [p for p in bad if not p.ready] or bad
-        message = (
-            f"not ready after {timeout_s:.0f} s in namespace {self.namespace!r}:\n  "
-            + "\n  ".join(lines)
-        )
+        head = "cannot start" if fatal else f"not ready after {timeout_s:.0f} s"
+        message = f"{head} in namespace {self.namespace!r}:\n  " + "\n  ".join(lines)
         if bad:
             worst = max(bad, key=lambda p: (p.reason in FATAL_REASONS, p.restarts))
             pod_states = ", ".join(f"{p.name} ({p.state}, {p.restarts} restarts)" for p in bad)
@@ -415,7 +326,7 @@ class KubernetesPlatform:
                     self.namespace,
                     tail_lines=lines,
                     previous=previous,
-                    _request_timeout=_TIMEOUT,
+                    _request_timeout=REQUEST_TIMEOUT_S,
                 )
             except Exception:
                 continue
@@ -446,10 +357,10 @@ class KubernetesPlatform:
         """Delete the namespace (every object and volume of the stack) and wait until it is gone."""
         core = self.clients.core
         try:
-            core.delete_namespace(self.namespace, _request_timeout=_TIMEOUT)
+            core.delete_namespace(self.namespace, _request_timeout=REQUEST_TIMEOUT_S)
         except Exception as exc:
-            if _status(exc) != 404:
-                raise _api_error(exc, f"delete namespace {self.namespace!r}") from None
+            if status_of(exc) != 404:
+                raise api_error(exc, f"delete namespace {self.namespace!r}") from None
         deadline = self._clock() + 180
         while self._namespace_exists():
             if self._clock() >= deadline:
@@ -464,11 +375,13 @@ class KubernetesPlatform:
         deadline = self._clock() + timeout_s
         while True:
             try:
-                ns = self.clients.core.read_namespace(self.namespace, _request_timeout=_TIMEOUT)
+                ns = self.clients.core.read_namespace(
+                    self.namespace, _request_timeout=REQUEST_TIMEOUT_S
+                )
             except Exception as exc:
-                if _status(exc) == 404:
+                if status_of(exc) == 404:
                     return
-                raise _api_error(exc, f"read namespace {self.namespace!r}") from None
+                raise api_error(exc, f"read namespace {self.namespace!r}") from None
             if getattr(ns.status, "phase", None) != "Terminating":
                 return
             if self._clock() >= deadline:
@@ -479,11 +392,11 @@ class KubernetesPlatform:
 
     def _namespace_exists(self) -> bool:
         try:
-            self.clients.core.read_namespace(self.namespace, _request_timeout=_TIMEOUT)
+            self.clients.core.read_namespace(self.namespace, _request_timeout=REQUEST_TIMEOUT_S)
         except Exception as exc:
-            if _status(exc) == 404:
+            if status_of(exc) == 404:
                 return False
-            raise _api_error(exc, f"read namespace {self.namespace!r}") from None
+            raise api_error(exc, f"read namespace {self.namespace!r}") from None
         return True
 
     def is_up(self) -> bool:
@@ -554,53 +467,7 @@ class KubernetesPlatform:
     def collect_logs(self, dest: Path) -> list[Path]:
         """Every container's log (and the previous one after a restart), plus the namespace's
         events. Pods deleted by a kill are gone with their logs."""
-        dest.mkdir(parents=True, exist_ok=True)
-        written = []
-        try:
-            pods = self._call(
-                "list pods", self.clients.core.list_namespaced_pod, self.namespace
-            ).items
-        except HarnessError as exc:
-            path = dest / "k8s-logs-error.log"
-            path.write_text(f"{exc}\n")
-            return [path]
-        for pod in pods:
-            containers = [c.name for c in pod.spec.containers]
-            restarted = {c.name for c in (pod.status.container_statuses or []) if c.restart_count}
-            for container in containers:
-                base = (
-                    pod.metadata.name
-                    if len(containers) == 1
-                    else f"{pod.metadata.name}_{container}"
-                )
-                for previous in (False, True) if container in restarted else (False,):
-                    path = dest / f"{base}{'.previous' if previous else ''}.log"
-                    try:
-                        text = self.clients.core.read_namespaced_pod_log(
-                            pod.metadata.name, self.namespace, container=container,
-                            previous=previous, timestamps=True, _request_timeout=60,
-                        )  # fmt: skip
-                    except Exception as exc:
-                        text = f"(could not read the log: {_api_error(exc, 'read log')})\n"
-                    path.write_text(str(text))
-                    written.append(path)
-        written.append(self._write_events(dest / "k8s-events.log"))
-        return written
-
-    def _write_events(self, path: Path) -> Path:
-        try:
-            events = self._call(
-                "list events", self.clients.core.list_namespaced_event, self.namespace
-            ).items
-            lines = sorted(
-                f"{(e.last_timestamp or e.event_time or e.metadata.creation_timestamp)} {e.type} "
-                f"{e.reason} {e.involved_object.kind}/{e.involved_object.name}: {e.message}"
-                for e in events
-            )
-            path.write_text("\n".join(lines) + "\n")
-        except HarnessError as exc:
-            path.write_text(f"(could not list events: {exc})\n")
-        return path
+        return copy_logs(self.clients.core, self.namespace, dest)
 
     # -- breaking --------------------------------------------------------------------------
 
@@ -618,11 +485,11 @@ class KubernetesPlatform:
             kwargs = {} if grace is None else {"grace_period_seconds": grace}
             try:
                 self.clients.chaos_core.delete_namespaced_pod(
-                    victim.name, self.namespace, _request_timeout=_TIMEOUT, **kwargs
+                    victim.name, self.namespace, _request_timeout=REQUEST_TIMEOUT_S, **kwargs
                 )
             except Exception as exc:
-                if _status(exc) != 404:  # 404: it died on its own meanwhile
-                    raise _api_error(exc, f"delete pod {victim.name!r}") from None
+                if status_of(exc) != 404:  # 404: it died on its own meanwhile
+                    raise api_error(exc, f"delete pod {victim.name!r}") from None
         before_uids = {p.uid for p in before}
         deadline = started + wait_s
         found: dict[str, PodInfo] = {}
@@ -733,53 +600,3 @@ def _host_port(url: str) -> tuple[str, int]:
     if parts.hostname is None or parts.port is None:
         raise PlatformError(f"endpoint {url!r} has no host and port")
     return parts.hostname, parts.port
-
-
-def _tcp_reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.platforms.kubernetes up|down|status|endpoints`: what `make kind-up` and
-    `make minikube-up` run (no kubectl needed)."""
-    parser = argparse.ArgumentParser(prog="python -m harness.platforms.kubernetes")
-    parser.add_argument("command", choices=("up", "down", "status", "endpoints", "render"))
-    parser.add_argument("--context", help="kubeconfig context (default: current)")
-    parser.add_argument("--overlay", choices=("kind", "minikube"))
-    parser.add_argument("--image", help=f"image of every container (default {DEFAULT_IMAGE})")
-    parser.add_argument("--timeout", type=float, default=300.0)
-    args = parser.parse_args(argv)
-    from harness.settings import state_dir
-
-    platform = KubernetesPlatform(
-        state_dir() / "k8s", context=args.context, overlay=args.overlay, image=args.image
-    )
-    try:
-        if args.command == "render":
-            import yaml
-
-            sys.stdout.write(yaml.safe_dump_all(platform.manifests(), sort_keys=False))
-        elif args.command == "up":
-            platform.up(args.timeout)
-            print(json.dumps(platform.endpoints().as_dict(), indent=2))
-        elif args.command == "down":
-            platform.down()
-        elif args.command == "status":
-            for r in platform.status():
-                print(
-                    f"{r.service:22} {r.name:45} {r.state:18} ready={r.ready} restarts={r.restarts}"
-                )
-        else:
-            print(json.dumps(platform.endpoints().as_dict(), indent=2))
-    except HarnessError as exc:
-        print(f"sagaquake: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
