@@ -1,0 +1,65 @@
+"""Turn a run folder into report.html, summary.md and junit.xml.
+
+``render_report(run_dir)`` reads the folder once (``data.load_run``) and writes the three
+files next to verdict.json. It is safe to run again: it reads no clock and no machine
+state, so the same folder gives the same bytes. A missing piece of the folder (no ledger,
+no verdict, no journals) becomes a note in the report, never an exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.report.data import load_run
+from harness.report.headline import headline
+from harness.report.html import render_html
+from harness.report.junit import render_junit
+from harness.report.summary import render_summary
+
+__all__ = ["ReportError", "ReportPaths", "render_report"]
+
+
+class ReportError(HarnessError):
+    """The run folder cannot be reported on at all (it does not exist)."""
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    """Where the report went, and its one-line verdict (for the CLI to print)."""
+
+    html: Path
+    summary: Path
+    junit: Path
+    status: str  # PASS / FAIL / UNKNOWN / INCOMPLETE
+    line: str
+
+
+def _write(path: Path, text: str) -> None:
+    """Write through a temporary file, so a reader never sees half a report."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def render_report(run_dir: Path | str) -> ReportPaths:
+    """Write report.html, summary.md and junit.xml into ``run_dir``."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ReportError(
+            f"no run folder at '{run_dir}': pass a folder under reports/ (e.g. reports/latest)"
+        )
+    data = load_run(run_dir)
+    head = headline(data)
+    paths = ReportPaths(
+        html=run_dir / "report.html",
+        summary=run_dir / "summary.md",
+        junit=run_dir / "junit.xml",
+        status=head.status,
+        line=head.line,
+    )
+    _write(paths.html, render_html(data))
+    _write(paths.summary, render_summary(data))
+    _write(paths.junit, render_junit(data))
+    return paths
