@@ -1,0 +1,196 @@
+"""`sagaquake load`: the flags (each with its environment variable) and the command.
+
+harness/cli.py owns the command line; it calls `add_load_arguments(parser)` on the `load`
+sub-parser and, with the stack's endpoints and the run folder, `load_command(args, endpoints,
+run_dir)`, which returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from harness.errors import ConfigError
+from harness.load.profiles import available_profiles
+from harness.load.runner import LoadProgress, LoadResult, run_load
+from harness.load.settings import DEFAULTS, ENV, env_flag, format_duration, parse_duration
+from harness.platforms.base import Endpoints
+
+__all__ = ["add_load_arguments", "load_command", "print_result"]
+
+
+def _env(key: str) -> str | None:
+    value = os.environ.get(ENV[key])
+    return value if value else None
+
+
+def _help(text: str, key: str) -> str:
+    return f"{text} [env {ENV[key]}]"
+
+
+def add_load_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the load flags; every default comes from its SAGAQUAKE_* variable, then DEFAULTS."""
+    g = parser.add_argument_group("load")
+    g.add_argument(
+        "--profile",
+        default=_env("profile") or DEFAULTS.profile,
+        help=_help(
+            f"profile name ({', '.join(available_profiles())}) or a .yaml path; default %(default)s",
+            "profile",
+        ),
+    )
+    g.add_argument(
+        "--compress",
+        type=float,
+        default=_env("compress"),
+        help=_help("time compression: production seconds per wall second (24 = a day in an hour); "
+                   "default the profile's", "compress"),
+    )  # fmt: skip
+    g.add_argument(
+        "--duration",
+        default=_env("duration"),
+        help=_help(
+            "how long to load: 90s, 10m, 1h; default a whole day at the compression", "duration"
+        ),
+    )
+    g.add_argument(
+        "--start-hour",
+        default=_env("start_hour"),
+        help=_help(
+            'where in the day the run starts: 8, 7.5 or "15:00"; default the profile\'s',
+            "start_hour",
+        ),
+    )
+    g.add_argument(
+        "--processes",
+        type=int,
+        default=int(_env("processes") or DEFAULTS.processes),
+        help=_help(
+            "Locust processes (master + N workers when > 1); default %(default)s", "processes"
+        ),
+    )
+    g.add_argument(
+        "--seed",
+        type=int,
+        default=int(_env("seed") or DEFAULTS.seed),
+        help=_help("seed of the arrivals and the order mix; default %(default)s", "seed"),
+    )
+    g.add_argument(
+        "--arrivals",
+        choices=("poisson", "uniform"),
+        default=_env("arrivals"),
+        help=_help(
+            "poisson (real customers) or uniform (evenly spaced); default the profile's", "arrivals"
+        ),
+    )
+    g.add_argument(
+        "--max-users",
+        type=int,
+        default=int(_env("max_users") or DEFAULTS.max_users),
+        help=_help("cap of the user pool per Locust process; default %(default)s", "max_users"),
+    )
+    g.add_argument(
+        "--web",
+        action="store_true",
+        default=env_flag(_env("web")),
+        help=_help(
+            "open Locust's web UI (with the Saga ledger tab) instead of running headless", "web"
+        ),
+    )
+    g.add_argument(
+        "--web-host",
+        default=_env("web_host") or DEFAULTS.web_host,
+        help=_help("web UI address; default %(default)s", "web_host"),
+    )
+    g.add_argument(
+        "--web-port",
+        type=int,
+        default=int(_env("web_port") or DEFAULTS.web_port),
+        help=_help("web UI port; default %(default)s", "web_port"),
+    )
+    g.add_argument(
+        "--autostart",
+        action="store_true",
+        default=env_flag(_env("autostart")),
+        help=_help(
+            "with --web: start the run at once instead of waiting for the Start button", "autostart"
+        ),
+    )
+    return parser
+
+
+def _progress(out: TextIO):
+    def show(p: LoadProgress) -> None:
+        o = p.outcomes
+        due = f" of {p.target_so_far:,.0f} due" if p.target_so_far is not None else ""
+        out.write(
+            f"load {format_duration(p.elapsed_s):>7}: {p.orders:,} orders in the ledger{due}; "
+            f"attempts ok {o.get('ok', 0):,} failed {o.get('failed', 0):,} unknown {o.get('unknown', 0):,}\n"
+        )
+        out.flush()
+
+    return show
+
+
+def print_result(result: LoadResult, out: TextIO = sys.stdout) -> None:
+    s, plan = result.summary, result.plan
+    f = s.final_outcomes
+    out.write(
+        f"load {plan.profile} at {plan.compress:g}x for {format_duration(plan.duration_s)}"
+        f"{' (interrupted)' if result.interrupted else ''}: {s.orders:,} orders, "
+        f"{result.achieved_rate:.2f}/s against {result.target_rate:.2f}/s planned ({result.rate_error:+.1%})\n"
+        f"  orders: ok {f.get('ok', 0):,}, failed {f.get('failed', 0):,}, unknown {f.get('unknown', 0):,}; "
+        f"{s.attempts:,} attempts; duplicates in ledger: {s.duplicates}\n"
+    )
+    if s.lag:
+        out.write(
+            f"  arrival lag: p99 {s.lag['lag_p99_s']:.3f} s, max {s.lag['lag_max_s']:.3f} s, "
+            f"{s.lag['late_1s']:,} sent over 1 s late\n"
+        )
+    for path in s.files:
+        out.write(f"  ledger: {path}\n")
+    out.write(f"  locust report: {result.run_dir / 'locust' / 'report.html'}\n")
+
+
+def load_command(
+    args: argparse.Namespace, endpoints: Endpoints, run_dir: Path, out: TextIO = sys.stdout
+) -> int:
+    """Run the load the flags describe against the stack.
+
+    Returns 0 when Locust ran to its end (or, with --web, was closed with Ctrl-C), 130 when a
+    headless run was interrupted, 1 when Locust failed.
+    """
+    duration_s = parse_duration(args.duration, "--duration") if args.duration else None
+    if args.processes < 1:
+        raise ConfigError(f"--processes '{args.processes}' must be 1 or more")
+    if args.web:
+        out.write(
+            f"locust web ui: http://{args.web_host}:{args.web_port}/?tab=saga-ledger "
+            f"(profile {args.profile}; Ctrl-C to stop)\n"
+        )
+        out.flush()
+    result = run_load(
+        run_dir,
+        endpoints.order_api,
+        args.profile,
+        compress=args.compress,
+        duration_s=duration_s,
+        processes=args.processes,
+        seed=args.seed,
+        web=args.web,
+        redis_url=endpoints.redis_url,
+        start_hour=args.start_hour,
+        arrivals=args.arrivals,
+        web_host=args.web_host,
+        web_port=args.web_port,
+        autostart=args.autostart,
+        max_users=args.max_users,
+        on_progress=None if args.web else _progress(out),
+    )
+    print_result(result, out)
+    if result.interrupted and not args.web:
+        return 130  # stopped by Ctrl-C before the profile's end
+    return 0 if result.exit_code in (0, 1) or result.interrupted else 1

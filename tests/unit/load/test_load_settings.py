@@ -1,0 +1,107 @@
+"""Durations, environment variables and the CLI flags' defaults."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.load.cli import add_load_arguments
+from harness.load.settings import LoadSettings, format_duration, parse_duration
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "text,seconds",
+    [("90", 90), ("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("2.5m", 150), (60, 60)],
+)
+def test_durations(text, seconds) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "ten minutes", "10x", "5m3", "-5m", "0"])
+def test_bad_durations_quote_the_value(text) -> None:
+    with pytest.raises(ConfigError, match=f"'{text}'"):
+        parse_duration(text, "--duration")
+
+
+def test_format_duration() -> None:
+    assert format_duration(5400) == "1h30m"
+    assert format_duration(59.6) == "1m"
+    assert format_duration(0) == "0s"
+
+
+def test_settings_from_the_environment() -> None:
+    s = LoadSettings.from_env(
+        {
+            "SAGAQUAKE_PROFILE": "flat",
+            "SAGAQUAKE_COMPRESS": "12",
+            "SAGAQUAKE_DURATION_S": "60",
+            "SAGAQUAKE_SEED": "9",
+            "SAGAQUAKE_RUN_DIR": "reports/x",
+        }
+    )
+    assert (s.profile, s.compress, s.duration_s, s.seed, str(s.run_dir)) == (
+        "flat",
+        12.0,
+        60.0,
+        9,
+        "reports/x",
+    )
+    assert LoadSettings.from_env({"SAGAQUAKE_DURATION": "10m"}).duration_s == 600
+    defaults = LoadSettings.from_env({})
+    assert (
+        defaults.profile == "daily-50k" and defaults.duration_s is None and defaults.processes == 1
+    )
+
+
+def test_a_bad_environment_variable_is_named() -> None:
+    with pytest.raises(ConfigError, match="SAGAQUAKE_SEED='seven' is not an integer"):
+        LoadSettings.from_env({"SAGAQUAKE_SEED": "seven"})
+
+
+def test_every_flag_reads_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "SAGAQUAKE_PROFILE": "peak-75k",
+        "SAGAQUAKE_COMPRESS": "6",
+        "SAGAQUAKE_DURATION": "10m",
+        "SAGAQUAKE_START_HOUR": "14:30",
+        "SAGAQUAKE_PROCESSES": "3",
+        "SAGAQUAKE_SEED": "4",
+        "SAGAQUAKE_ARRIVALS": "uniform",
+        "SAGAQUAKE_MAX_USERS": "900",
+        "SAGAQUAKE_WEB": "1",
+        "SAGAQUAKE_WEB_HOST": "0.0.0.0",
+        "SAGAQUAKE_WEB_PORT": "9000",
+        "SAGAQUAKE_AUTOSTART": "true",
+    }.items():
+        monkeypatch.setenv(name, value)
+    args = add_load_arguments(argparse.ArgumentParser()).parse_args([])
+    assert vars(args) == {
+        "profile": "peak-75k",
+        "compress": 6.0,
+        "duration": "10m",
+        "start_hour": "14:30",
+        "processes": 3,
+        "seed": 4,
+        "arrivals": "uniform",
+        "max_users": 900,
+        "web": True,
+        "web_host": "0.0.0.0",
+        "web_port": 9000,
+        "autostart": True,
+    }
+    # and a flag beats its variable
+    assert (
+        add_load_arguments(argparse.ArgumentParser()).parse_args(["--compress", "24"]).compress
+        == 24.0
+    )
+
+
+def test_flag_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SAGAQUAKE_PROFILE", "SAGAQUAKE_COMPRESS", "SAGAQUAKE_WEB", "SAGAQUAKE_PROCESSES"):
+        monkeypatch.delenv(name, raising=False)
+    args = add_load_arguments(argparse.ArgumentParser()).parse_args([])
+    assert (args.profile, args.compress, args.web, args.processes) == ("daily-50k", None, False, 1)
