@@ -129,6 +129,78 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if all(r.ready for r in replicas) else 1
 
 
+# -- load / chaos / verify / report / run -----------------------------------------------------
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from harness.load.cli import load_command
+
+    try:
+        platform = attach(args.platform)
+    except StackNotRunningError:
+        if not args.web or args.platform != "local":
+            raise
+        console.print(
+            "no stack is running: starting one for the web UI (it stays up; `sagaquake down` stops it)"
+        )
+        cmd_up(
+            argparse.Namespace(
+                run_dir=None, payment_replicas="2", worker_replicas="2", timeout="180"
+            )
+        )
+        platform = attach(args.platform)
+    run_dir = Path(args.run_dir) if args.run_dir else platform.run_dir
+    return load_command(args, platform.endpoints(), run_dir)
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from harness.chaos.runner import chaos_command
+
+    return chaos_command(args)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.verify import LiveSource, exit_code, render_summary, verify_run, write_verdict
+
+    live = None
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if args.live:
+        platform = attach(args.platform)
+        e = platform.endpoints()
+        live = LiveSource(e.redis_url, e.temporal_address, e.temporal_namespace)
+        run_dir = run_dir or platform.run_dir
+    if run_dir is None:
+        raise HarnessError(
+            "verify needs a run folder (e.g. reports/latest), or --live for the running stack"
+        )
+    verdict = verify_run(run_dir, live=live)
+    path = write_verdict(run_dir, verdict)
+    render_summary(verdict, console)
+    console.print(f"verdict: {path}")
+    return exit_code(verdict)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import render_report
+
+    paths = render_report(Path(args.run_dir))
+    console.print(paths.line)
+    console.print(f"report: {paths.html}\nsummary: {paths.summary}\njunit: {paths.junit}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.run.orchestrator import run_suite
+    from harness.run.suite import load_suite
+
+    suite = load_suite(args.suite)
+    kind = args.platform or suite.platform or "local"
+    outcome = run_suite(
+        suite, kind, console, processes=int(args.processes) if args.processes else None
+    )
+    return outcome.exit_code
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -190,14 +262,79 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
     )
     commands["status"] = cmd_status
 
-    for register in _extensions():
-        register(sub, commands)
+    from harness.chaos.runner import add_chaos_arguments
+    from harness.load.cli import add_load_arguments
+
+    load = sub.add_parser(
+        "load", help="drive the running stack with a load profile (headless or web UI)"
+    )
+    add_load_arguments(load)
+    _flag(
+        load,
+        "--platform",
+        env="SAGAQUAKE_PLATFORM",
+        default="local",
+        choices=["local", "k8s"],
+        help="platform",
+    )
+    _flag(
+        load,
+        "--run-dir",
+        env="SAGAQUAKE_RUN_DIR",
+        help="run folder for the ledger and Locust files (default: the stack's)",
+    )
+    commands["load"] = cmd_load
+
+    chaos = sub.add_parser("chaos", help="run a Chaos Toolkit experiment against the running stack")
+    add_chaos_arguments(chaos)
+    commands["chaos"] = cmd_chaos
+
+    verify = sub.add_parser("verify", help="prove the invariants from a run folder's history")
+    verify.add_argument("run_dir", nargs="?", help="the run folder (e.g. reports/latest)")
+    verify.add_argument(
+        "--live", action="store_true", help="read the running stack instead of the snapshot"
+    )
+    _flag(
+        verify,
+        "--platform",
+        env="SAGAQUAKE_PLATFORM",
+        default="local",
+        choices=["local", "k8s"],
+        help="platform",
+    )
+    commands["verify"] = cmd_verify
+
+    report = sub.add_parser(
+        "report", help="render report.html, summary.md and junit.xml for a run folder"
+    )
+    report.add_argument("run_dir", help="the run folder (e.g. reports/latest)")
+    commands["report"] = cmd_report
+
+    run = sub.add_parser(
+        "run", help="the whole run: up, load, chaos, drain, verify, report, down; exit code = gate"
+    )
+    _flag(
+        run,
+        "--suite",
+        env="SAGAQUAKE_SUITE",
+        default="default",
+        help="suite file or name in scenarios/suites",
+    )
+    _flag(
+        run,
+        "--platform",
+        env="SAGAQUAKE_PLATFORM",
+        choices=["local", "k8s"],
+        help="platform (default: the suite's, else local)",
+    )
+    _flag(
+        run,
+        "--processes",
+        env="SAGAQUAKE_LOAD_PROCESSES",
+        help="Locust processes (default: the suite's)",
+    )
+    commands["run"] = cmd_run
     return parser, commands
-
-
-def _extensions() -> list[Callable[[argparse._SubParsersAction, dict[str, Command]], None]]:  # type: ignore[type-arg]
-    """Commands that live beside their layer (load, chaos, verify, report, run)."""
-    return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -64,35 +65,30 @@ class LocalPorts:
 
     @classmethod
     def free(cls) -> LocalPorts:
-        """Ports the OS says are free now (tests, parallel stacks); health ports follow health_base."""
-        socks, ports = [], []
-        for _ in fields(cls):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-            ports.append(sock.getsockname()[1])
-        # health ports need a free block of 100: take one above a random free port's range
-        for sock in socks:
-            sock.close()
-        names = [f.name for f in fields(cls)]
-        values = dict(zip(names, ports, strict=True))
-        values["health_base"] = _free_block(100)
-        return cls(**values)
+        """Ports free now (tests, parallel stacks), taken below the ephemeral range (32768+) that
+        outgoing connections use, so a busy machine does not take them back before we bind."""
+        names = [f.name for f in fields(cls) if f.name != "health_base"]
+        start = _free_block(len(names) + _HEALTH_BLOCK)
+        values = {name: start + i for i, name in enumerate(names)}
+        return cls(**values, health_base=start + len(names))
 
     def named(self) -> dict[str, int]:
         """Every fixed port by what uses it (the health block is checked per replica)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "health_base"}
 
 
+_HEALTH_BLOCK = 60  # six Python services, ten replicas each
+_LOW, _HIGH = 20000, 32000
+
+
 def _free_block(size: int) -> int:
-    for _ in range(50):
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        start = probe.getsockname()[1]
-        probe.close()
-        if start + size < 65000 and all(_is_free(p) for p in range(start, start + size)):
+    """The start of `size` consecutive free ports in [20000, 32000)."""
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(_LOW, _HIGH - size)
+        if all(_is_free(p) for p in range(start, start + size)):
             return start
-    raise ConfigError("could not find 100 free consecutive ports for the health endpoints")
+    raise ConfigError(f"could not find {size} free consecutive ports between {_LOW} and {_HIGH}")
 
 
 def _is_free(port: int) -> bool:

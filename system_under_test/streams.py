@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 
 __all__ = [
     "EVENTS_STREAM",
@@ -44,13 +47,17 @@ def now_ms() -> int:
 
 
 def connect(url: str) -> aioredis.Redis:
-    """A client for a service: text replies, bounded time-outs so a hung Redis becomes an error."""
+    """A client for a service: text replies, bounded time-outs so a hung Redis becomes an error,
+    and a few retries on a dropped connection (a pooled connection is stale after a Redis
+    restart). Retrying is safe because every write of the system is idempotent."""
     return aioredis.from_url(
         url,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=3,
         health_check_interval=15,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
     )
 
 

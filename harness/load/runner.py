@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -271,11 +272,12 @@ def run_load(
     progress_every_s: float = 10.0,
     extra_env: dict[str, str] | None = None,
     allow_existing_ledger: bool = False,
+    stop: threading.Event | None = None,
 ) -> LoadResult:
     """Drive the stack at `order_api` with the profile; return achieved vs target and the ledger.
 
     Headless runs end by themselves after `duration_s` plus the drain of in-flight orders; the web
-    UI runs until Ctrl-C. Ctrl-C (KeyboardInterrupt) stops Locust cleanly and still returns the
+    UI runs until Ctrl-C. Ctrl-C (KeyboardInterrupt), or `stop` set from another thread, stops Locust cleanly and still returns the
     result of what ran (`interrupted=True`).
     """
     plan = plan_load(
@@ -362,6 +364,8 @@ def run_load(
         try:
             while proc.poll() is None:
                 time.sleep(0.25)
+                if stop is not None and stop.is_set():  # the caller's Ctrl-C, from another thread
+                    raise KeyboardInterrupt
                 now = time.time()
                 if deadline is not None and now > deadline:
                     raise TimeoutError

@@ -1,0 +1,141 @@
+"""Where an experiment acts: which platform, which run folder, which experiment, how compressed.
+
+Chaos Toolkit hands every activity the experiment's `configuration`. The extension reads these
+keys from it (each experiment file declares them with environment variables and defaults):
+
+| key | env | default |
+| --- | --- | --- |
+| `sagaquake_platform` | SAGAQUAKE_PLATFORM | `local` |
+| `sagaquake_run_dir` | SAGAQUAKE_RUN_DIR | the stack's own run folder (`platform.run_dir`) |
+| `sagaquake_experiment` | — | the file's name (set in each file; `sagaquake chaos` sets it too) |
+| `sagaquake_compress` | SAGAQUAKE_COMPRESS | run.json's `compress`, else 1 |
+
+Durations that shape a fault (how long an outage lasts, how often to kill) are given in
+*production* seconds and played `compress` times faster, as the load profile plays the day;
+time-outs (how long to wait for a replica to come back) are wall-clock seconds and never
+compressed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.platforms import attach
+from harness.platforms.base import SERVICES, Platform
+
+__all__ = [
+    "CONFIG_KEYS",
+    "ChaosContext",
+    "chaos_context",
+    "number",
+    "platform_for",
+    "reset_platforms",
+    "service_name",
+]
+
+CONFIG_KEYS = {
+    "platform": "sagaquake_platform",
+    "run_dir": "sagaquake_run_dir",
+    "experiment": "sagaquake_experiment",
+    "compress": "sagaquake_compress",
+}
+_ENV = {
+    "platform": "SAGAQUAKE_PLATFORM",
+    "run_dir": "SAGAQUAKE_RUN_DIR",
+    "compress": "SAGAQUAKE_COMPRESS",
+}
+
+_PLATFORMS: dict[str, Platform] = {}
+_PLATFORMS_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class ChaosContext:
+    platform: Platform
+    run_dir: Path
+    experiment: str
+    compress: float
+
+    def wall_s(self, production_s: Any, name: str = "duration_s") -> float:
+        """Wall-clock seconds of a duration given in production seconds."""
+        return number(production_s, name, minimum=0) / self.compress
+
+    def production(self, name: str, production_s: Any) -> dict[str, float]:
+        """Both clocks of a duration, for evidence: {name: wall, name_production: given}."""
+        given = number(production_s, name, minimum=0)
+        return {name: round(given / self.compress, 3), f"{name}_production": given}
+
+
+def number(
+    value: Any, name: str, minimum: float | None = None, maximum: float | None = None
+) -> float:
+    """A configuration or argument value as a float (environment values arrive as text)."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"argument {name}={value!r} is not a number") from None
+    if math.isnan(result) or (minimum is not None and result < minimum):
+        raise ConfigError(f"argument {name}={value!r} must be a number >= {minimum:g}")
+    if maximum is not None and result > maximum:
+        raise ConfigError(f"argument {name}={value!r} must be a number <= {maximum:g}")
+    return result
+
+
+def service_name(value: Any) -> str:
+    if value not in SERVICES:
+        raise ConfigError(f"unknown service {value!r}; use one of: {', '.join(SERVICES)}")
+    return str(value)
+
+
+def platform_for(kind: str) -> Platform:
+    """The running stack on platform `kind`, attached once per process (re-attached locally
+    when the stack it knew has gone)."""
+    kind = "k8s" if kind == "kubernetes" else kind
+    with _PLATFORMS_LOCK:
+        platform = _PLATFORMS.get(kind)
+        if platform is None or (kind == "local" and not platform.is_up()):
+            platform = _PLATFORMS[kind] = attach(kind)
+        return platform
+
+
+def reset_platforms() -> None:
+    """Forget attached platforms (a new stack was started in this process)."""
+    with _PLATFORMS_LOCK:
+        _PLATFORMS.clear()
+
+
+def _setting(configuration: Any, key: str) -> Any:
+    value = (configuration or {}).get(CONFIG_KEYS[key])
+    if value in (None, "") and key in _ENV:
+        value = os.environ.get(_ENV[key]) or None
+    return value
+
+
+def _compress(configuration: Any, run_dir: Path) -> float:
+    value = _setting(configuration, "compress")
+    if value in (None, ""):
+        try:
+            value = json.loads((run_dir / "run.json").read_text()).get("compress")
+        except (OSError, ValueError, AttributeError):
+            value = None
+    if value in (None, ""):
+        return 1.0
+    result = number(value, CONFIG_KEYS["compress"])
+    if result <= 0:
+        raise ConfigError(f"{CONFIG_KEYS['compress']}={value!r} must be a number > 0")
+    return result
+
+
+def chaos_context(configuration: Any = None) -> ChaosContext:
+    """The context of an activity from its configuration (see the module's table)."""
+    platform = platform_for(str(_setting(configuration, "platform") or "local"))
+    run_dir = Path(_setting(configuration, "run_dir") or platform.run_dir).resolve()
+    experiment = str(_setting(configuration, "experiment") or "chaos")
+    return ChaosContext(platform, run_dir, experiment, _compress(configuration, run_dir))

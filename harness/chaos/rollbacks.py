@@ -1,0 +1,76 @@
+"""Chaos Toolkit rollbacks: put the stack back as it was, whatever the method got to do.
+
+They run with the rollback strategy `always` (after a deviation, an error, Ctrl-C or a
+safeguard abort), so each is idempotent: a second run, or a run after the action already undid
+its own fault, finds nothing to do and says so. Each also closes the fault windows an
+interrupted action left open, so faults.jsonl still gets their lines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.chaos.context import chaos_context, number, service_name
+from harness.chaos.faults import close_open_windows
+from harness.chaos.redis_memory import restore_memory
+from harness.platforms.base import SERVICES
+
+__all__ = ["ensure_stack_ready", "restore_redis_maxmemory", "start_service"]
+
+_DOWN = ("STOPPED", "EXITED", "FATAL", "BACKOFF")  # supervisord; a stopped pod is no pod at all
+# Windows of a lowered memory limit end when the limit is restored, not when services run.
+MEMORY_ACTIONS = ("exhaust_redis_memory", "lower_redis_maxmemory")
+
+
+def restore_redis_maxmemory(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Put back the `maxmemory` an action saved before lowering it, remove filler keys, and
+    prove Redis accepts writes again. Restoring twice is fine."""
+    return restore_memory(chaos_context(configuration))
+
+
+def start_service(
+    service: str, wait_s: float = 120, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Start `service` if any replica is down (after an outage) and wait until it is ready."""
+    ctx = chaos_context(configuration)
+    service = service_name(service)
+    wait = number(wait_s, "wait_s", minimum=0)
+    status = ctx.platform.status()
+    down = [r.name for r in status if r.service == service and r.state.upper() in _DOWN]
+    if down or not _has_replicas(status, service):
+        ctx.platform.start(service, wait)
+    ctx.platform.wait_ready((service,), wait)
+    closed = close_open_windows(
+        ctx.run_dir, service, "rollback start_service", skip_actions=MEMORY_ACTIONS
+    )
+    return {"service": service, "started": down, "ready": True, "windows_closed": len(closed)}
+
+
+def ensure_stack_ready(
+    services: list[str] | None = None,
+    wait_s: float = 180,
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Start whatever is down among `services` (all by default), wait until every one is
+    ready, and close every fault window still open."""
+    ctx = chaos_context(configuration)
+    names = tuple(service_name(s) for s in (services or SERVICES))
+    wait = number(wait_s, "wait_s", minimum=0)
+    status = ctx.platform.status()
+    started = []
+    for service in names:
+        if any(
+            r.service == service and r.state.upper() in _DOWN for r in status
+        ) or not _has_replicas(status, service):
+            ctx.platform.start(service, wait)
+            started.append(service)
+    ctx.platform.wait_ready(names, wait)
+    closed = close_open_windows(
+        ctx.run_dir, None, "rollback ensure_stack_ready", skip_actions=MEMORY_ACTIONS
+    )
+    return {"started": started, "ready": list(names), "windows_closed": len(closed)}
+
+
+def _has_replicas(status: list[Any], service: str) -> bool:
+    """On Kubernetes a service scaled to 0 has no pod at all."""
+    return any(r.service == service for r in status)

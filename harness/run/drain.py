@@ -1,0 +1,80 @@
+"""The drain: after the load stops, wait for every saga in flight to finish, up to a deadline.
+
+Done means Temporal runs no OrderSaga any more, and the projection has applied every event
+(its consumer group has no lag and nothing pending). An order still running at the deadline is
+not waited for: the verifier reports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from temporalio.client import Client
+
+from harness.platforms.base import Endpoints
+
+__all__ = ["DrainResult", "drain", "running_sagas"]
+
+RUNNING = "WorkflowType='OrderSaga' AND ExecutionStatus='Running'"
+
+
+@dataclass(frozen=True)
+class DrainResult:
+    drained: bool
+    waited_s: float
+    running: int  # sagas still running at the end (-1: Temporal did not answer)
+    projection_lag: int
+
+
+async def _count_running(address: str, namespace: str) -> int:
+    client = await Client.connect(address, namespace=namespace)
+    return int((await client.count_workflows(RUNNING)).count)
+
+
+def running_sagas(endpoints: Endpoints) -> int:
+    """How many OrderSaga workflows are running (-1 when Temporal does not answer)."""
+    try:
+        return asyncio.run(
+            asyncio.wait_for(
+                _count_running(endpoints.temporal_address, endpoints.temporal_namespace), 10
+            )
+        )
+    except Exception:
+        return -1
+
+
+def _projection_lag(r: redis.Redis) -> int:
+    try:
+        for group in r.xinfo_groups("orders:events"):
+            if group["name"] == "projection":
+                return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+    except redis.RedisError:
+        return -1
+    return 0
+
+
+def drain(
+    endpoints: Endpoints,
+    deadline_s: float,
+    on_tick: Callable[[int, int, float], None] | None = None,
+) -> DrainResult:
+    """Wait until nothing runs and the projection caught up, or the deadline passes."""
+    started = time.monotonic()
+    r = redis.Redis.from_url(endpoints.redis_url, decode_responses=True, socket_timeout=5)
+    try:
+        while True:
+            running, lag = running_sagas(endpoints), _projection_lag(r)
+            waited = time.monotonic() - started
+            if on_tick:
+                on_tick(running, lag, waited)
+            if running == 0 and lag == 0:
+                return DrainResult(True, waited, running, lag)
+            if waited >= deadline_s:
+                return DrainResult(False, waited, running, lag)
+            time.sleep(1.0)
+    finally:
+        r.close()

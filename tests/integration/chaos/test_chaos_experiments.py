@@ -1,0 +1,146 @@
+"""Every experiment of scenarios/chaos run for real against the session's stack while a light
+load places orders: the hypothesis holds before and after, the fault landed with its proof in
+faults.jsonl, every rollback ran, and every order a client was told was accepted finishes along
+a legal path, captured at most once."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.chaos.faults import read_faults
+from harness.chaos.runner import run_experiment_file
+from tests.integration.chaos.load import BackgroundLoad, check_orders
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+FAST = {"sagaquake_compress": 100, "settle_timeout_s": 120}
+
+
+def _kills(evidence: dict[str, Any], n: int) -> None:
+    killed = evidence["killed"]
+    assert len(killed) == n, killed
+    for kill in killed:
+        assert kill["new_pid"] and kill["new_pid"] != kill["old_pid"], kill
+        assert kill["restart_rose"] and kill["restarts_after"] > kill["restarts_before"], kill
+
+
+def _outage(evidence: dict[str, Any]) -> None:
+    assert evidence["down"]["running_replicas"] == 0
+    before = {r["uid"] for r in evidence["replicas_before"]}
+    after = {r["uid"] for r in evidence["replicas_after"]}
+    assert after and not before & after, evidence
+    assert "inflight_orders" in evidence["held_back"]
+
+
+def _method_output(journal: dict[str, Any], name: str) -> Any:
+    return next(r["output"] for r in journal["run"] if r["activity"]["name"] == name)
+
+
+def check_kill_payment(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    _kills(evidence, 2)
+    assert {k["name"] for k in evidence["killed"]} <= {"payment-service_00", "payment-service_01"}
+    assert evidence["every_s"] == 2 and evidence["every_s_production"] == 200
+
+
+def check_payment_outage(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    _outage(evidence)
+    assert "no answer from" in evidence["down"]["http"]
+    assert evidence["duration_s"] == 4 and evidence["duration_s_production"] == 400
+
+
+def check_notification_outage(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    _outage(evidence)
+    paths = _method_output(journal, "pubsub-against-stream")
+    assert paths["lost_by_stream"] == 0, paths
+    assert paths["completed_during_outage"] > 0, paths
+    assert paths["lost_by_pubsub"] > 0, f"pub/sub should have lost confirmations: {paths}"
+
+
+def check_memory(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    assert evidence["refused_write"].startswith("OutOfMemoryError"), evidence
+    assert evidence["maxmemory"] < evidence["used_memory"]
+    assert evidence["restored"]["restored"] and evidence["restored"]["write_ok"]
+    assert str(evidence["restored"]["maxmemory"]) == evidence["original_maxmemory"]
+    assert evidence["oom_errors_during"] >= 1
+    assert _method_output(journal, "redis-memory-after")["writes_refused"] is False
+
+
+def check_kill_workers(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    _kills(evidence, 1)
+    in_flight = evidence["killed"][0]["in_flight"]
+    assert in_flight["in_flight"] is True, in_flight
+    assert in_flight.get("running_workflows") or in_flight.get("readmodel_inflight"), in_flight
+
+
+def check_restart(evidence: dict[str, Any], lost: str) -> None:
+    (before,), (after,) = evidence["replicas_before"], evidence["replicas_after"]
+    assert after["pid"] != before["pid"] and after["restarts"] > before["restarts"]
+    assert evidence[lost] == 0, evidence
+
+
+def check_temporal(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    check_restart(evidence, "workflows_lost")
+    assert evidence["mode"] == "restart (SIGTERM)"
+    assert evidence["after"]["workflows"] >= evidence["before"]["workflows"] > 0
+
+
+def check_redis(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    check_restart(evidence, "events_lost")
+    assert evidence["mode"] == "crash (SIGKILL)"
+    assert evidence["after"]["run_id"] != evidence["before"]["run_id"]
+
+
+CASES: dict[str, tuple[dict[str, Any], str, str, Callable[[dict, dict], None]]] = {
+    "kill-payment-pods": (
+        {"kill_every_s": 200, "kill_for_s": 300}, "kill_replicas", "payment-service",
+        check_kill_payment,
+    ),
+    "payment-outage": (
+        {"outage_s": 400, "safeguard_max_inflight_age_s": 6000}, "outage", "payment-service",
+        check_payment_outage,
+    ),
+    "notification-outage": ({"outage_s": 300}, "outage", "notification-service",
+                            check_notification_outage),
+    "redis-memory-exhaustion": ({"hold_s": 300}, "exhaust_redis_memory", "redis", check_memory),
+    "kill-saga-workers": ({"kill_for_s": 0}, "kill_saga_workers", "saga-worker",
+                          check_kill_workers),
+    "temporal-restart": ({}, "restart_service", "temporal", check_temporal),
+    "redis-restart": ({}, "restart_service", "redis", check_redis),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_experiment_under_load(name: str, stack, chaos_run) -> None:  # type: ignore[no-untyped-def]
+    config, action, target, check = CASES[name]
+    run_dir = chaos_run["sagaquake_run_dir"]
+    load = BackgroundLoad(stack.endpoints, run_dir, rate=4)
+    load.start()
+    started = time.monotonic()
+    try:
+        time.sleep(1)
+        journal = run_experiment_file(name, run_dir, "local", {**FAST, **config})
+    finally:
+        load.stop()
+    took = time.monotonic() - started
+    assert journal["status"] == "completed", (journal["status"], journal.get("sagaquake"))
+    assert journal["deviated"] is False
+    for phase in ("before", "after"):
+        state = journal["steady_states"][phase]
+        assert state["steady_state_met"], [(p["activity"]["name"], p["output"]) for p in state["probes"]]  # fmt: skip
+    assert journal["rollbacks"] and all(r["status"] == "succeeded" for r in journal["rollbacks"])
+    (window,) = [w for w in read_faults(run_dir) if w["experiment"] == name]
+    assert (window["action"], window["target"], window["landed"]) == (action, target, True)
+    assert window["started_at"] < window["ended_at"]
+    assert journal["sagaquake"]["faults"] == [window]
+    check(window["evidence"], journal)
+    orders = check_orders(stack.endpoints, run_dir)
+    assert orders["orders"] >= 5, orders
+    saved = json.loads(Path(run_dir, "chaos", f"{name}.journal.json").read_text())
+    assert saved["status"] == "completed"
+    print(f"{name}: {took:.1f} s, {orders}")
