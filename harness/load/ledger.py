@@ -54,7 +54,8 @@ def classify(status: int | None, body: Any = None) -> str:
 
     2xx is `ok`; 4xx is a definite refusal (`failed`); a 5xx is `failed` only when the body is
     the service's own error (`{"detail": …}`, docs/api.md), since a proxy's or a crashing
-    server's 5xx does not say whether the order was taken; everything else is `unknown`.
+    server's 5xx does not say whether the order was taken; a 504 is the service saying it does
+    not know either (its call to Temporal may have landed); everything else is `unknown`.
     """
     if not status:
         return "unknown"
@@ -62,7 +63,7 @@ def classify(status: int | None, body: Any = None) -> str:
         return "ok"
     if 400 <= status < 500:
         return "failed"
-    if 500 <= status < 600 and isinstance(body, dict) and "detail" in body:
+    if status != 504 and 500 <= status < 600 and isinstance(body, dict) and "detail" in body:
         return "failed"
     return "unknown"
 

@@ -1,0 +1,128 @@
+"""The verifier: read a run's history, prove the invariants, give a verdict (read-only).
+
+`verify_run` is the one entry point: from a run folder's snapshot (`history/`), or with
+`live=LiveSource(...)` from the running stack (the client ledger, run.json and the fault
+windows still come from the run folder). Both read the same data into the same checks, so one
+history always gives one verdict. docs/verify.md says what each invariant means.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.verify.facts import universe
+from harness.verify.frames import no_gc
+from harness.verify.history import History
+from harness.verify.invariants import INVARIANTS, check_all, invariant_names
+from harness.verify.reader import load_snapshot
+from harness.verify.results import InvariantResult
+from harness.verify.snapshot import export_snapshot, load_live
+from harness.verify.timeliness import THRESHOLDS, validate_thresholds
+from harness.verify.verdict import (
+    Verdict,
+    compose,
+    exit_code,
+    read_verdict,
+    render_summary,
+    write_verdict,
+)
+
+__all__ = [
+    "INVARIANTS",
+    "THRESHOLDS",
+    "History",
+    "InvariantResult",
+    "LiveSource",
+    "Verdict",
+    "check_all",
+    "exit_code",
+    "export_snapshot",
+    "invariant_names",
+    "load_live",
+    "load_snapshot",
+    "read_verdict",
+    "render_summary",
+    "validate_thresholds",
+    "verify_history",
+    "verify_run",
+    "write_verdict",
+]
+
+
+@dataclass(frozen=True)
+class LiveSource:
+    """Where `verify --live` reads the system's side of the history."""
+
+    redis_url: str
+    temporal_address: str
+    namespace: str = "default"
+
+
+def verify_run(
+    run_dir: Path | str | None,
+    *,
+    live: LiveSource | None = None,
+    thresholds: dict[str, Any] | None = None,
+) -> Verdict:
+    """The verdict of one run. Raises ConfigError for a bad threshold or a missing run folder,
+    StackNotRunningError when `live` names a Redis that does not answer; every other problem
+    (a missing file, a crashing check) becomes an `unknown` invariant in the verdict. Writes
+    nothing: the caller writes verdict.json with `write_verdict`."""
+    limits = validate_thresholds(thresholds)
+    if run_dir is not None and not Path(run_dir).is_dir():
+        raise ConfigError(f"no run folder at '{run_dir}': pass a folder under reports/")
+    if live is None and run_dir is None:
+        raise ConfigError("verify needs a run folder, or a live stack to read from")
+    with no_gc():
+        if live is not None:
+            h = load_live(run_dir, live.redis_url, live.temporal_address, live.namespace)
+        else:
+            h = load_snapshot(run_dir)  # type: ignore[arg-type]
+        return verify_history(h, thresholds=limits)
+
+
+def verify_history(h: History, *, thresholds: dict[str, Any] | None = None) -> Verdict:
+    """The verdict of a history already loaded (tests and benchmarks build their own)."""
+    with no_gc():
+        results = check_all(h, thresholds=thresholds)
+    timely = next((r for r in results if r.name == "timeliness"), None)
+    metrics: dict[str, Any] = {}
+    threshold_checks: list[dict[str, Any]] = []
+    if timely is not None:
+        metrics = {k: v for k, v in timely.metrics.items() if k != "thresholds"}
+        threshold_checks = list(timely.metrics.get("thresholds") or [])
+    return compose(
+        results,
+        source=h.source,
+        incomplete=bool(h.run.get("incomplete", False)),
+        counts=_counts(h, results),
+        metrics=metrics,
+        thresholds=threshold_checks,
+        missing=h.missing,
+        notes=h.notes,
+    )
+
+
+def _counts(h: History, results: list[InvariantResult]) -> dict[str, Any]:
+    counts: dict[str, Any] = {}
+    lost = next((r for r in results if r.name == "no_lost_order"), None)
+    if lost is not None and "accepted" in lost.counts:
+        counts["orders_accepted"] = lost.counts["accepted"]
+    if h.events is not None:
+        counts["events"] = len(h.events)
+        counts["orders"] = universe(h).n_events
+    for name, frame in (
+        ("ledger_records", h.ledger),
+        ("payments_entries", h.payments),
+        ("inventory_entries", h.inventory_ledger),
+        ("notifications", h.notifications),
+        ("workflow_runs", h.temporal),
+        ("read_model_rows", h.readmodel),
+        ("faults", h.faults),
+    ):
+        if frame is not None:
+            counts[name] = len(frame)
+    return counts

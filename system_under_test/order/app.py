@@ -117,6 +117,11 @@ def create_app(cfg: Settings) -> FastAPI:
         )
         try:
             client = await temporal.get()
+        except Exception as exc:  # nothing was sent: a definite refusal
+            raise HTTPException(
+                503, f"temporal is not reachable; nothing was accepted (retry later): {exc}"
+            ) from exc
+        try:
             await client.start_workflow(
                 WORKFLOW_TYPE,
                 order,
@@ -128,12 +133,15 @@ def create_app(cfg: Settings) -> FastAPI:
         except WorkflowAlreadyStartedError:
             return await _duplicate(client, order_id, print_)
         except Exception as exc:
+            # The start may have landed before the error (a deadline, a dropped connection):
+            # we cannot say no, so we say we do not know; a retry with the same key will tell.
             log.warning(
-                "temporal did not accept the order",
+                "temporal start failed; outcome unknown",
                 extra={"fields": {"order_id": order_id, "error": str(exc)}},
             )
             raise HTTPException(
-                503, f"temporal did not accept the order (retry with the same key): {exc}"
+                504,
+                f"the order may or may not be accepted (retry with the same Idempotency-Key): {exc}",
             ) from exc
         return JSONResponse(
             {"order_id": order_id, "status": "accepted", "duplicate": False}, status_code=202

@@ -1,0 +1,55 @@
+"""The invariants the verifier proves, in the order reports list them, and running them all.
+
+Why a registry: the verdict, the report and the docs all walk the same list, so adding an
+invariant is one function and one line here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.verify.history import History
+from harness.verify.inventory import inventory_conservation
+from harness.verify.legal import exactly_one_confirmation, legal_history
+from harness.verify.money import exactly_once_money
+from harness.verify.orders import no_lost_order, no_phantom_order
+from harness.verify.readmodel import read_model_consistent
+from harness.verify.results import Check, InvariantResult
+from harness.verify.temporal import temporal_agrees
+from harness.verify.timeliness import timeliness
+
+__all__ = ["INVARIANTS", "check_all", "invariant_names"]
+
+INVARIANTS: tuple[Check, ...] = (
+    no_lost_order,
+    no_phantom_order,
+    exactly_once_money,
+    inventory_conservation,
+    legal_history,
+    exactly_one_confirmation,
+    temporal_agrees,
+    read_model_consistent,
+    timeliness,
+)
+# Which checks take which keyword options of `check_all`.
+_OPTIONS = {"timeliness": ("thresholds",)}
+
+
+def invariant_names() -> list[str]:
+    return [c.invariant_name for c in INVARIANTS]  # type: ignore[attr-defined]
+
+
+def check_all(
+    h: History,
+    *,
+    thresholds: Mapping[str, Any] | None = None,
+    checks: tuple[Check, ...] = INVARIANTS,
+) -> list[InvariantResult]:
+    """Every check on one history; each returns a result (a crash is `unknown`, see `invariant`)."""
+    options: dict[str, Any] = {"thresholds": thresholds}
+    results = []
+    for check in checks:
+        name = getattr(check, "invariant_name", "")
+        results.append(check(h, **{k: options[k] for k in _OPTIONS.get(name, ())}))
+    return results
