@@ -74,6 +74,7 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
             workflows=[OrderSaga],
             activities=activities.all(),
             max_concurrent_activities=cfg.worker_concurrency,
+            max_concurrent_local_activities=cfg.worker_concurrency,
             max_concurrent_workflow_tasks=cfg.worker_concurrency,
             graceful_shutdown_timeout=timedelta(seconds=5),
         )
