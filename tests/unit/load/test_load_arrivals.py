@@ -103,7 +103,7 @@ def test_the_pool_is_sized_for_the_spike_ahead() -> None:
     curve = profile.curve(compress=24, start_hour=14.9)  # 15:00 is 15 s of wall time away
     before = pool_size(curve, 0, 5, 16.5)
     ahead = pool_size(curve, 0, 30, 16.5)
-    assert ahead > 5 * before
+    assert ahead >= 1.9 * before  # the 15:00 e-mail doubles the rate: the pool doubles ahead of it
 
 
 def test_lag_statistics() -> None:

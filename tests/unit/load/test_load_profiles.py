@@ -91,15 +91,18 @@ def test_a_spike_raises_its_own_hour_and_keeps_the_day_total() -> None:
     assert p.rate_at(15.5 * 3600, 1, 0) == pytest.approx(3 * p.rate_at(14.5 * 3600, 1, 0))
 
 
-def test_the_peak_75k_spike_is_at_three_pm_on_top_of_the_daily_50k_curve() -> None:
+def test_the_peak_75k_day_has_its_spike_at_three_pm_on_the_daily_50k_curve() -> None:
     peak, daily = load_profile("peak-75k"), load_profile("daily-50k")
     hours = [peak.expected_orders(3600, 1, h) for h in range(24)]
+    assert sum(hours) == pytest.approx(75_000, rel=0.005)
     assert max(range(24), key=hours.__getitem__) == 15
-    # outside the spike the day runs like the 50k day (within 5%): the spike brings ~25k
-    assert peak.rate_at(10 * 3600, 1, 0) == pytest.approx(daily.rate_at(10 * 3600, 1, 0), rel=0.05)
-    assert sum(hours) - sum(daily.expected_orders(3600, 1, h) for h in range(24)) == pytest.approx(
-        25_000, rel=0.05
-    )
+    # the shape outside the spike is daily-50k's; inside, the e-mail doubles, then adds half
+    def relative(p, hour: float) -> float:
+        return p.rate_at(hour * 3600, 1, 0) / p.rate_at(10 * 3600, 1, 0)
+
+    assert relative(peak, 20) == pytest.approx(relative(daily, 20))
+    assert relative(peak, 15.25) == pytest.approx(2 * relative(daily, 15.25))
+    assert relative(peak, 16.0) == pytest.approx(1.5 * relative(daily, 16.0))
 
 
 def test_black_friday_ramps_steeply_in_the_morning() -> None:
