@@ -1,0 +1,176 @@
+"""`sagaquake run` end to end, as CI and users run it: the smoke suite passes the gate, a
+threshold that cannot be met fails it by name, and Ctrl-C in the middle of the chaos phase
+leaves no process and no fault behind and still writes a report."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.platforms.stackstate import marked_processes
+from harness.settings import LocalPorts
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    ports = LocalPorts.free()
+    env = {
+        **os.environ,
+        "SAGAQUAKE_STATE_DIR": str(tmp_path / "state"),
+        "SAGAQUAKE_REPORTS_DIR": str(tmp_path / "reports"),
+    }
+    env.update(
+        {
+            f"SAGAQUAKE_{f.name.upper()}_PORT": str(getattr(ports, f.name))
+            for f in fields(LocalPorts)
+        }
+    )
+    return env
+
+
+def _sagaquake(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", *args]
+
+
+def _stack_processes_of(run_dir: Path) -> list[psutil.Process]:
+    """Processes of the stack this run started (every one carries its stack id)."""
+    state = run_dir / "platform" / "supervisord.conf"
+    stack_id = next(
+        line.split("sagaquake-")[1]
+        for line in state.read_text().splitlines()
+        if line.startswith("identifier=")
+    )
+    return [p for p in marked_processes(stack_id) if p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> None:
+    done = subprocess.run(
+        _sagaquake("run", "--suite", "smoke"),
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "gate: PASS" in done.stdout
+    run_dir = (tmp_path / "reports" / "latest").resolve()
+    for name in (
+        "report.html",
+        "verdict.json",
+        "summary.md",
+        "junit.xml",
+        "run.json",
+        "locust/report.html",
+        "chaos/kill-payment-pods.journal.json",
+        "chaos/redis-memory-exhaustion.journal.json",
+        "history/faults.jsonl",
+        "history/streams/orders.events.jsonl",
+        "history/temporal.jsonl",
+    ):
+        assert (run_dir / name).exists(), name
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    assert verdict["ok"] is True and all(t["ok"] for t in verdict["thresholds"])
+    faults = [
+        json.loads(line) for line in (run_dir / "history" / "faults.jsonl").read_text().splitlines()
+    ]
+    assert {f["experiment"] for f in faults} == {"kill-payment-pods", "redis-memory-exhaustion"}
+    assert all(f["landed"] for f in faults)
+    assert json.loads((run_dir / "run.json").read_text())["incomplete"] is False
+    assert _stack_processes_of(run_dir) == []
+    # the run folder stands alone: verify and report again, later, with nothing running
+    again = subprocess.run(
+        _sagaquake("verify", str(run_dir)),
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+UNMEETABLE = """
+name: unmeetable
+profile: flat
+compress: 12
+duration: 20s
+thresholds:
+  lost_orders: "== 0"
+  orders_completed: ">= 1000000"
+"""
+
+
+def test_a_threshold_that_cannot_be_met_fails_the_gate_naming_it(tmp_path) -> None:
+    suite = tmp_path / "unmeetable.yaml"
+    suite.write_text(UNMEETABLE)
+    done = subprocess.run(
+        _sagaquake("run", "--suite", str(suite)),
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "threshold failed: orders_completed >= 1e+06" in done.stdout
+    assert "gate: FAIL" in done.stdout
+    junit = ((tmp_path / "reports" / "latest") / "junit.xml").read_text()
+    assert "orders_completed" in junit and "<failure" in junit
+
+
+HOLDS_A_FAULT = """
+name: interrupted
+profile: flat
+compress: 12
+duration: 120s
+experiments:
+  - experiment: redis-memory-exhaustion
+    at: 5s
+    configuration: {hold_s: 1200}    # 100 s of refused writes at 12x: still on when we press Ctrl-C
+"""
+
+
+def test_ctrl_c_in_the_chaos_phase_rolls_back_tears_down_and_still_reports(tmp_path) -> None:
+    suite = tmp_path / "interrupted.yaml"
+    suite.write_text(HOLDS_A_FAULT)
+    proc = subprocess.Popen(
+        _sagaquake("run", "--suite", str(suite)),
+        env=_env(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run_dir: Path | None = None
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # wait until the fault is on
+        latest = tmp_path / "reports" / "latest"
+        state = latest / "chaos" / "state.json"
+        if state.exists() and "maxmemory" in state.read_text():
+            run_dir = latest.resolve()
+            break
+        time.sleep(0.5)
+    assert run_dir is not None, "the memory fault never started"
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, out[-4000:]
+    assert "interrupted" in out
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["incomplete"] is True and "interrupted" in run["problem"]
+    assert (run_dir / "report.html").exists() and "INCOMPLETE" in (
+        run_dir / "report.html"
+    ).read_text().upper()
+    faults = [
+        json.loads(line) for line in (run_dir / "history" / "faults.jsonl").read_text().splitlines()
+    ]
+    assert faults and all(f.get("ended_at") for f in faults), faults
+    assert _stack_processes_of(run_dir) == []
+    assert not (tmp_path / "state" / "stack.json").exists()
