@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -189,12 +190,18 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.run.orchestrator import run_suite
     from harness.run.suite import load_suite
 
     suite = load_suite(args.suite)
     kind = args.platform or suite.platform or "local"
+    # a cancelled CI job sends SIGTERM: clean up as for Ctrl-C (roll back, tear down, report)
+    signal.signal(signal.SIGTERM, _terminate)
     outcome = run_suite(
         suite, kind, console, processes=int(args.processes) if args.processes else None
     )

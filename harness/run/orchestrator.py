@@ -294,6 +294,11 @@ def _run_experiments(
             kind,
             {**scheduled.configuration, CONFIG_KEYS["compress"]: compress},
         )
+        if journal.get("status") == "interrupted":
+            # Chaos Toolkit caught the Ctrl-C, rolled the experiment back and returned: the user
+            # meant the whole run (a safeguard abort is "aborted", and the run goes on)
+            state.experiments.append((scheduled.name, "interrupted"))
+            raise KeyboardInterrupt
         status = (
             "completed"
             if journal.get("status") == "completed" and not journal.get("deviated")
