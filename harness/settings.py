@@ -10,7 +10,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
-__all__ = ["LocalOptions", "LocalPorts", "env", "reports_root", "state_dir"]
+__all__ = ["LocalOptions", "LocalPorts", "env", "port_is_free", "reports_root", "state_dir"]
 
 
 def env(name: str, default: str) -> str:
@@ -86,12 +86,13 @@ def _free_block(size: int) -> int:
     rng = random.Random()
     for _ in range(200):
         start = rng.randrange(_LOW, _HIGH - size)
-        if all(_is_free(p) for p in range(start, start + size)):
+        if all(port_is_free(p) for p in range(start, start + size)):
             return start
     raise ConfigError(f"could not find {size} free consecutive ports between {_LOW} and {_HIGH}")
 
 
-def _is_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether a server could bind `port` on 127.0.0.1 now."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

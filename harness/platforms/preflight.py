@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 
 import psutil
 
 from harness.errors import PortInUseError
+from harness.settings import port_is_free
 
 __all__ = ["check_ports_free", "port_owner"]
 
@@ -26,20 +26,10 @@ def port_owner(port: int) -> str | None:
     return None
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def check_ports_free(ports: dict[str, int]) -> None:
     """Raise PortInUseError naming the first taken port, its use, and its owner."""
     for use, port in ports.items():
-        if not _bindable(port):
+        if not port_is_free(port):
             owner = port_owner(port)
             by = f" by {owner}" if owner else ""
             env_name = "SAGAQUAKE_" + use.upper().split("_0")[0].replace("-", "_") + "_PORT"

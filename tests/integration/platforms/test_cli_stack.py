@@ -9,31 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields
 
 import psutil
 import pytest
 
 from harness.platforms.stackstate import marked_processes
-from harness.settings import LocalPorts
+from tests.integration.orders import isolated_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _env(tmp_path) -> dict[str, str]:
-    ports = LocalPorts.free()
-    env = {
-        **os.environ,
-        "SAGAQUAKE_STATE_DIR": str(tmp_path / "state"),
-        "SAGAQUAKE_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-    env.update(
-        {
-            f"SAGAQUAKE_{f.name.upper()}_PORT": str(getattr(ports, f.name))
-            for f in fields(LocalPorts)
-        }
-    )
-    return env
 
 
 def sagaquake(
@@ -49,7 +32,7 @@ def sagaquake(
 
 
 def test_up_status_down_and_a_second_up_is_refused(tmp_path) -> None:
-    env = _env(tmp_path)
+    env = isolated_env(tmp_path)
     up = sagaquake(env, "up")
     try:
         assert up.returncode == 0, up.stdout + up.stderr
@@ -92,7 +75,7 @@ def test_up_status_down_and_a_second_up_is_refused(tmp_path) -> None:
 
 
 def test_a_stack_whose_supervisor_died_is_cleaned_up(tmp_path) -> None:
-    env = _env(tmp_path)
+    env = isolated_env(tmp_path)
     assert sagaquake(env, "up").returncode == 0
     state = json.loads((tmp_path / "state" / "stack.json").read_text())
     stack_id = state["stack_id"]

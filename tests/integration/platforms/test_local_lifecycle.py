@@ -3,7 +3,6 @@ scaling, and a down that leaves no process and no port behind."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 
@@ -13,20 +12,10 @@ import pytest
 from harness.errors import StackAlreadyRunningError
 from harness.platforms.local import LocalPlatform
 from harness.platforms.stackstate import marked_processes
-from harness.settings import LocalOptions, LocalPorts
+from harness.settings import LocalOptions, LocalPorts, port_is_free
 from tests.integration.orders import key_where, order_body, place, wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def test_up_kill_outage_scale_down(tmp_path) -> None:
@@ -90,6 +79,6 @@ def test_up_kill_outage_scale_down(tmp_path) -> None:
         pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"
     ]
     assert marked_processes(platform.stack_id) == []
-    taken = {name: port for name, port in ports.named().items() if not _port_free(port)}
+    taken = {name: port for name, port in ports.named().items() if not port_is_free(port)}
     assert taken == {}
     assert not platform.is_up()

@@ -5,37 +5,19 @@ leaves no process and no fault behind and still writes a report."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 
 import psutil
 import pytest
 
 from harness.platforms.stackstate import marked_processes
-from harness.settings import LocalPorts
+from tests.integration.orders import isolated_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
-
-
-def _env(tmp_path: Path) -> dict[str, str]:
-    ports = LocalPorts.free()
-    env = {
-        **os.environ,
-        "SAGAQUAKE_STATE_DIR": str(tmp_path / "state"),
-        "SAGAQUAKE_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-    env.update(
-        {
-            f"SAGAQUAKE_{f.name.upper()}_PORT": str(getattr(ports, f.name))
-            for f in fields(LocalPorts)
-        }
-    )
-    return env
 
 
 def _sagaquake(*args: str) -> list[str]:
@@ -56,7 +38,7 @@ def _stack_processes_of(run_dir: Path) -> list[psutil.Process]:
 def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> None:
     done = subprocess.run(
         _sagaquake("run", "--suite", "smoke"),
-        env=_env(tmp_path),
+        env=isolated_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=600,
@@ -90,7 +72,7 @@ def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> 
     # the run folder stands alone: verify and report again, later, with nothing running
     again = subprocess.run(
         _sagaquake("verify", str(run_dir)),
-        env=_env(tmp_path),
+        env=isolated_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=300,
@@ -114,7 +96,7 @@ def test_a_threshold_that_cannot_be_met_fails_the_gate_naming_it(tmp_path) -> No
     suite.write_text(UNMEETABLE)
     done = subprocess.run(
         _sagaquake("run", "--suite", str(suite)),
-        env=_env(tmp_path),
+        env=isolated_env(tmp_path),
         capture_output=True,
         text=True,
         timeout=600,
@@ -143,7 +125,7 @@ def test_ctrl_c_in_the_chaos_phase_rolls_back_tears_down_and_still_reports(tmp_p
     suite.write_text(HOLDS_A_FAULT)
     proc = subprocess.Popen(
         _sagaquake("run", "--suite", str(suite)),
-        env=_env(tmp_path),
+        env=isolated_env(tmp_path),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

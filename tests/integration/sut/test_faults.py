@@ -15,18 +15,9 @@ import redis.exceptions
 
 from system_under_test.projection.rebuild import compare, rebuild_into
 from system_under_test.streams import connect
-from tests.integration.orders import client, key_where, order_body, place, wait_terminal
+from tests.integration.orders import HAPPY, client, key_where, order_body, place, wait_terminal
 
 pytestmark = pytest.mark.integration
-
-HAPPY = [
-    "OrderPlaced",
-    "InventoryReserved",
-    "PaymentCaptured",
-    "InventoryCommitted",
-    "OrderCompleted",
-    "NotificationSent",
-]
 
 
 def captures(stack, order_ids: list[str]) -> dict[str, int]:

@@ -10,18 +10,17 @@ import pytest
 from temporalio.client import Client
 
 from system_under_test.ids import order_id_for
-from tests.integration.orders import client, events_of, key_where, order_body, place, wait_terminal
+from tests.integration.orders import (
+    HAPPY,
+    client,
+    events_of,
+    key_where,
+    order_body,
+    place,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.integration
-
-HAPPY = [
-    "OrderPlaced",
-    "InventoryReserved",
-    "PaymentCaptured",
-    "InventoryCommitted",
-    "OrderCompleted",
-    "NotificationSent",
-]
 
 
 def payments_of(stack, order_id: str) -> list[dict[str, str]]:
