@@ -16,7 +16,6 @@ from system_under_test.payment.ledger import declines
 __all__ = [
     "HAPPY",
     "events_of",
-    "isolated_env",
     "key_where",
     "order_body",
     "place",
@@ -27,29 +26,6 @@ __all__ = [
 HAPPY = [
     "OrderPlaced", "InventoryReserved", "PaymentCaptured", "InventoryCommitted", "OrderCompleted", "NotificationSent",
 ]  # fmt: skip
-
-
-def isolated_env(tmp_path) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    """Environment for a `sagaquake` subprocess with its own free ports, state and reports folders,
-    so it never meets the session's stack or a user's."""
-    import os
-    from dataclasses import fields
-
-    from harness.settings import LocalPorts
-
-    ports = LocalPorts.free()
-    env = {
-        **os.environ,
-        "SAGAQUAKE_STATE_DIR": str(tmp_path / "state"),
-        "SAGAQUAKE_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-    env.update(
-        {
-            f"SAGAQUAKE_{f.name.upper()}_PORT": str(getattr(ports, f.name))
-            for f in fields(LocalPorts)
-        }
-    )
-    return env
 
 
 def order_body(sku: str = "SKU-0042", qty: int = 1, amount_cents: int = 2599) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import yaml
 from harness.chaos.faults import read_faults
 from harness.chaos.runner import EXPERIMENTS_DIR, run_experiment_file
 from harness.chaos.state import read_state
+from tests.integration.subprocesses import interruptible
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -89,6 +90,7 @@ def test_ctrl_c_during_chaos_run_still_rolls_back(stack, chaos_run) -> None:  # 
         [str(CHAOS), "--no-version-check", "--no-log-file", "run", "--journal-path",
          str(journal_path), str(EXPERIMENTS_DIR / "redis-memory-exhaustion.yaml")],
         cwd=run_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=interruptible,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

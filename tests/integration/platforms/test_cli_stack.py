@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from harness.platforms.stackstate import marked_processes
-from tests.integration.orders import isolated_env
+from tests.integration.subprocesses import isolated_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,7 +18,9 @@ from tests.integration.orders import key_where, order_body, place, wait_terminal
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_up_kill_outage_scale_down(tmp_path) -> None:
+def test_up_kill_outage_scale_down(tmp_path, monkeypatch) -> None:
+    # a stack of its own, beside the session's: its own pointer to the running stack
+    monkeypatch.setenv("SAGAQUAKE_STATE_DIR", str(tmp_path / "state"))
     ports = LocalPorts.free()
     platform = LocalPlatform(tmp_path, ports, LocalOptions())
     platform.up(timeout_s=180)

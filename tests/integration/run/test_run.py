@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from harness.platforms.stackstate import marked_processes
-from tests.integration.orders import isolated_env
+from tests.integration.subprocesses import interruptible, isolated_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
 
@@ -129,6 +129,7 @@ def test_ctrl_c_in_the_chaos_phase_rolls_back_tears_down_and_still_reports(tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=interruptible,
     )
     run_dir: Path | None = None
     deadline = time.monotonic() + 240
