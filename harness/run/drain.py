@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from harness.platforms.base import Endpoints
 
-__all__ = ["DrainResult", "drain", "running_sagas"]
+__all__ = ["DrainResult", "count_sagas", "drain", "running_sagas"]
 
 RUNNING = "WorkflowType='OrderSaga' AND ExecutionStatus='Running'"
 
@@ -30,21 +30,23 @@ class DrainResult:
     projection_lag: int
 
 
-async def _count_running(address: str, namespace: str) -> int:
+async def _count(address: str, namespace: str, query: str) -> int:
     client = await Client.connect(address, namespace=namespace)
-    return int((await client.count_workflows(RUNNING)).count)
+    return int((await client.count_workflows(query)).count)
+
+
+def count_sagas(endpoints: Endpoints, query: str) -> int:
+    """How many workflows match the visibility query (-1 when Temporal does not answer)."""
+    try:
+        address, namespace = endpoints.temporal_address, endpoints.temporal_namespace
+        return asyncio.run(asyncio.wait_for(_count(address, namespace, query), 10))
+    except Exception:
+        return -1
 
 
 def running_sagas(endpoints: Endpoints) -> int:
     """How many OrderSaga workflows are running (-1 when Temporal does not answer)."""
-    try:
-        return asyncio.run(
-            asyncio.wait_for(
-                _count_running(endpoints.temporal_address, endpoints.temporal_namespace), 10
-            )
-        )
-    except Exception:
-        return -1
+    return count_sagas(endpoints, RUNNING)
 
 
 def _projection_lag(r: redis.Redis) -> int:

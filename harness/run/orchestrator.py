@@ -179,6 +179,7 @@ def run_suite(
             phase("up")
             platform.up(timeout_s=180)
             stack_up = True
+            _ensure_empty(platform, progress)
             endpoints = platform.endpoints()
             update_run_json(run_dir, endpoints=endpoints.as_dict())
             watch = LiveWatch(
@@ -261,6 +262,43 @@ def run_suite(
     if interrupted:
         outcome.exit_code = EXIT_INTERRUPTED
     return outcome
+
+
+def _history_left(platform: Platform) -> str | None:
+    """What an earlier run left in this stack's Redis or Temporal (None when it is empty)."""
+    import redis
+
+    from harness.run.drain import count_sagas
+
+    e = platform.endpoints()
+    client = redis.Redis.from_url(e.redis_url, socket_timeout=10)
+    try:
+        events = int(client.xlen("orders:events")) if client.exists("orders:events") else 0
+    finally:
+        client.close()
+    sagas = count_sagas(e, "WorkflowType='OrderSaga'")
+    if sagas < 0:
+        raise HarnessError(
+            f"temporal at {e.temporal_address} did not answer: cannot tell whether the stack is empty"
+        )
+    if events or sagas:
+        return f"{events} order events in Redis, {sagas} OrderSaga workflows in Temporal"
+    return None
+
+
+def _ensure_empty(platform: Platform, progress: Progress) -> None:
+    """A run's history must be this run's alone: orders an earlier run (or a test) left would be
+    phantoms to the verifier. A local stack is always new; a cluster may be re-used, so a stack
+    with history is torn down (volumes included) and brought up again, once."""
+    left = _history_left(platform)
+    if left is None:
+        return
+    progress.log(f"[yellow]the stack holds an earlier history ({left}): starting it afresh[/]")
+    platform.down()
+    platform.up(timeout_s=300)
+    left = _history_left(platform)
+    if left is not None:
+        raise HarnessError(f"the stack still holds an earlier history after a fresh start ({left})")
 
 
 def _sleep_until(deadline: float, load: _Load) -> None:
