@@ -1,35 +1,57 @@
-"""Time `verify_run` on a generated run folder: events per second end to end, and peak memory.
+"""Verifier speed: `verify_run` on a 1M-event snapshot against draining the same entries from Redis.
+
+Why this baseline: the verifier cannot be faster than reading its input, and the fastest way to
+read orders:events is XRANGE pages through hiredis. So the same run's 1M entries are loaded
+(pipelined XADD of the exact ids and fields) into a real `redis-server` started on a free port,
+and, in the same run, interleaved, median of 3:
+
+- **drain**: `load_events_from_redis` (XRANGE pages of 10K through hiredis, into the events
+  frame the checks read), and
+- **verify**: `verify_run` on the snapshot folder (every file loaded, every invariant checked).
+
+Each measurement runs in a fresh child process that reports its own wall time (around the call
+only, not the imports), CPU time and peak RSS (getrusage: RUSAGE_SELF, and RUSAGE_CHILDREN for
+the verifier's forked reader), so the two peaks are separable and neither inherits the other's
+heap. The figure is verify events/s / drain events/s (target >= 50%).
 
     .venv/bin/python benchmarks/bench_verify.py --events 1000000
-    .venv/bin/python benchmarks/bench_verify.py --quick          # 100K events, one run
+    .venv/bin/python benchmarks/bench_verify.py --quick          # 100K events, one run each
 
-The run folder is generated once per (events, seed) under --cache (by gen_history.py, in a
-child process so its memory does not count) and reused. Each repeat loads the snapshot and
-checks every invariant, as `sagaquake verify` does; the median wall time is reported with the
-CPU time of this process (stable on a busy machine), the split between loading and checking
-of the median run, and the peak RSS (ru_maxrss).
+The run folder is generated once per (events, seed) under --cache by gen_history.py (in a child
+process, so its memory does not count) and reused. `--profile` prints a cProfile of one
+in-process verification (load and checks timed apart).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
-import os
-import platform
+import json
 import resource
-import statistics
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks import common
+from benchmarks.common import Bench, console, headline, median, print_table, stop_process
 from harness.verify import verify_history
 from harness.verify.frames import no_gc
 from harness.verify.reader import load_snapshot
 
+__all__ = ["ensure_run", "load_into_redis", "main", "once"]
+
 HERE = Path(__file__).resolve().parent
+STREAM = "orders:events"
+TARGET_RATIO = 0.50
 
 
 def ensure_run(events: int, seed: int, cache: Path) -> Path:
@@ -46,21 +68,18 @@ def _children_cpu() -> float:
 
 
 def once(run_dir: Path, workers: int | None) -> dict[str, float]:
+    """One in-process verification, load and checks timed apart (for --profile)."""
     gc.collect()
     wall0, cpu0, kids0 = time.perf_counter(), time.process_time(), _children_cpu()
     with no_gc():  # as verify_run does
         h = load_snapshot(run_dir, workers=workers)
-        wall1, cpu1 = time.perf_counter(), time.process_time()
+        wall1 = time.perf_counter()
         verdict = verify_history(h)
         n = len(h.events) if h.events is not None else 0
         wall_checked = time.perf_counter()
         del h  # freeing the history is part of the cost of a verify
     wall2, cpu2, kids2 = time.perf_counter(), time.process_time(), _children_cpu()
-    if verdict.ok is not True:
-        bad = [
-            (r.name, r.status, r.error or (r.first or {}).get("why")) for r in verdict.invariants
-        ]
-        raise SystemExit(f"the generated history should verify ok: {bad}")
+    _require_ok(verdict)
     return {
         "events": n,
         "wall_s": wall2 - wall0,
@@ -69,24 +88,143 @@ def once(run_dir: Path, workers: int | None) -> dict[str, float]:
         "load_wall_s": wall1 - wall0,
         "check_wall_s": wall_checked - wall1,
         "free_wall_s": wall2 - wall_checked,
-        "load_cpu_s": cpu1 - cpu0,
-        "check_cpu_s": cpu2 - cpu1,
     }
+
+
+def _require_ok(verdict: Any) -> None:
+    if verdict.ok is not True:
+        bad = [
+            (r.name, r.status, r.error or (r.first or {}).get("why")) for r in verdict.invariants
+        ]
+        raise SystemExit(f"the generated history should verify ok: {bad}")
+
+
+# -- the two measurements, each in a child process ----------------------------------------------
+
+
+def _child(kind: str, target: str, workers: int | None) -> int:
+    """Run one measurement in this (fresh) process; print one JSON line with what it cost."""
+    import os
+
+    import psutil
+
+    from harness.verify import verify_run
+    from harness.verify.snapshot import load_events_from_redis
+
+    if workers is not None:
+        os.environ["SAGAQUAKE_VERIFY_WORKERS"] = str(workers)
+    gc.collect()
+    rss_before = psutil.Process().memory_info().rss
+    wall0, cpu0, kids0 = time.perf_counter(), time.process_time(), _children_cpu()
+    if kind == "drain":
+        frame = load_events_from_redis(target, STREAM)
+        events = len(frame)
+        del frame
+    else:
+        verdict = verify_run(target)
+        _require_ok(verdict)
+        events = int(verdict.counts.get("events", 0))
+        del verdict
+    wall = time.perf_counter() - wall0
+    self_ru = resource.getrusage(resource.RUSAGE_SELF)
+    kids_ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(
+        json.dumps(
+            {
+                "kind": kind,
+                "events": events,
+                "wall_s": wall,
+                "cpu_s": time.process_time() - cpu0,
+                "worker_cpu_s": _children_cpu() - kids0,
+                "rss_before_mb": rss_before / 2**20,
+                "peak_rss_mb": self_ru.ru_maxrss / 1024,  # KiB on Linux
+                "worker_peak_rss_mb": kids_ru.ru_maxrss / 1024,
+            }
+        )
+    )
+    return 0
+
+
+def _measure(kind: str, target: str, workers: int | None) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind, target]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise SystemExit(
+            f"the {kind} measurement failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}"
+        )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+# -- a real redis-server holding the same entries ------------------------------------------------
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = common.free_port()
+    proc = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server", "--port", str(port),
+            "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--appendonly", "no",
+            "--daemonize", "no",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"redis-server exited with code {proc.returncode} on port {port}")
+        try:
+            if redis.Redis.from_url(url, socket_timeout=1).ping():
+                return proc, url
+        except redis.RedisError:
+            time.sleep(0.1)
+    stop_process(proc)
+    raise SystemExit(f"redis-server did not answer on port {port} within 30 s")
+
+
+def load_into_redis(url: str, run_dir: Path, batch: int = 5000) -> dict[str, Any]:
+    """XADD every entry of the snapshot's orders:events with its own id and fields, pipelined."""
+    r = redis.Redis.from_url(url, socket_timeout=120)
+    started, n = time.perf_counter(), 0
+    pipe = r.pipeline(transaction=False)
+    with open(run_dir / "history" / "streams" / "orders.events.jsonl", "rb") as f:
+        for raw in f:
+            if not raw.strip():
+                continue
+            entry = orjson.loads(raw)
+            pipe.xadd(STREAM, entry["fields"], id=entry["id"])
+            n += 1
+            if n % batch == 0:
+                pipe.execute()
+    pipe.execute()
+    length = int(r.xlen(STREAM))
+    used = int(r.info("memory")["used_memory"])
+    r.close()
+    if length != n:
+        raise SystemExit(f"redis holds {length} entries of {STREAM}, the snapshot {n}")
+    return {"entries": n, "load_s": time.perf_counter() - started, "redis_used_mb": used / 2**20}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_common_args(parser)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--quick", action="store_true", help="100K events, one run")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/sagaquake-bench"))
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one run")
     parser.add_argument(
-        "--workers", type=int, default=None, help="1: read everything in one process"
+        "--workers", type=int, default=None, help="1: the verifier reads everything in one process"
     )
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "TARGET"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        return _child(args.child[0], args.child[1], args.workers)
     events, repeat = (100_000, 1) if args.quick else (args.events, args.repeat)
+    bench = Bench("verify", args.quick, args.out.resolve())
+    bench.settings.update(events=events, repeat=repeat, seed=args.seed, workers=args.workers)
     run_dir = ensure_run(events, args.seed, args.cache)
     if args.profile:
         import cProfile
@@ -95,25 +233,102 @@ def main(argv: list[str] | None = None) -> int:
         prof = cProfile.Profile(time.process_time)
         prof.runcall(once, run_dir, args.workers)
         pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
-    runs = [once(run_dir, args.workers) for _ in range(repeat)]
-    median = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
-    n = median["events"]
-    cpu = statistics.median(r["cpu_s"] for r in runs)
-    worker = statistics.median(r["worker_cpu_s"] for r in runs)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, load average {os.getloadavg()[0]:.2f}")  # fmt: skip
-    print(f"verify_run on {n:,} events ({run_dir}), median of {repeat}:")
-    print(f"  wall {median['wall_s']:.2f} s = {n / median['wall_s']:,.0f} events/s "
-          f"(load {median['load_wall_s']:.2f} s, checks {median['check_wall_s']:.2f} s, "
-          f"freeing the history {median['free_wall_s']:.2f} s)")  # fmt: skip
-    print(f"  cpu  {cpu:.2f} s in this process (load {median['load_cpu_s']:.2f} s, checks and "
-          f"freeing {median['check_cpu_s']:.2f} s) + {worker:.2f} s in the reader's worker")  # fmt: skip
-    best = min(r["wall_s"] for r in runs)
-    print(f"  best wall {best:.2f} s = {n / best:,.0f} events/s; all runs (wall s): "
-          + ", ".join(f"{r['wall_s']:.2f}" for r in runs))  # fmt: skip
-    print(f"  peak RSS {peak_mb:,.0f} MB (reader's worker {worker_mb:,.0f} MB)")
+
+    folder = Path(tempfile.mkdtemp(prefix="sagaquake-bench-redis-"))
+    server: subprocess.Popen[bytes] | None = None
+    runs: dict[str, list[dict[str, Any]]] = {"drain": [], "verify": []}
+    try:
+        server, url = start_redis(folder)
+        loaded = load_into_redis(url, run_dir)
+        console.print(
+            f"loaded {loaded['entries']:,} entries into redis in {loaded['load_s']:.1f} s "
+            f"({loaded['redis_used_mb']:,.0f} MB in redis)"
+        )
+        for i in range(repeat):  # interleaved: a drift of the machine hits both alike
+            for kind, target in (("drain", url), ("verify", str(run_dir))):
+                bench.quiet(f"{kind} run {i + 1}")
+                runs[kind].append(_measure(kind, target, args.workers))
+                r = runs[kind][-1]
+                console.print(
+                    f"  {kind:6} {r['wall_s']:6.2f} s  {r['events'] / r['wall_s']:>10,.0f} events/s"
+                )
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    finally:
+        stop_process(server)
+        shutil.rmtree(folder, ignore_errors=True)
+    return _report(bench, run_dir, loaded, runs, repeat)
+
+
+def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    wall = median(r["wall_s"] for r in runs)
+    n = runs[0]["events"]
+    return {
+        "events": n,
+        "median_wall_s": wall,
+        "events_per_s": n / wall,
+        "best_wall_s": min(r["wall_s"] for r in runs),
+        "cpu_s": median(r["cpu_s"] for r in runs),
+        "worker_cpu_s": median(r["worker_cpu_s"] for r in runs),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "worker_peak_rss_mb": max(r["worker_peak_rss_mb"] for r in runs),
+        "rss_before_mb": median(r["rss_before_mb"] for r in runs),
+        "runs_wall_s": [round(r["wall_s"], 3) for r in runs],
+    }
+
+
+def _report(
+    bench: Bench,
+    run_dir: Path,
+    loaded: dict[str, Any],
+    runs: dict[str, list[dict[str, Any]]],
+    repeat: int,
+) -> int:
+    drain, verify = _summary(runs["drain"]), _summary(runs["verify"])
+    ratio = verify["events_per_s"] / drain["events_per_s"]
+    rows = [
+        (name, s["events"], s["median_wall_s"], s["events_per_s"],
+         f"{s['cpu_s']:.2f} + {s['worker_cpu_s']:.2f}",
+         f"{s['peak_rss_mb']:,.0f} + {s['worker_peak_rss_mb']:,.0f}",
+         ", ".join(f"{w:.2f}" for w in s["runs_wall_s"]))
+        for name, s in (("drain: XRANGE via hiredis → frame", drain), ("verify_run: load + every check", verify))
+    ]  # fmt: skip
+    print_table(
+        f"{run_dir.name}: median of {repeat}",
+        ["measure", "events", "wall s", "events/s", "CPU s (proc + worker)", "peak RSS MB (proc + worker)", "runs (wall s)"],
+        rows,
+    )  # fmt: skip
+    met = ratio >= TARGET_RATIO
+    console.print(
+        f"verify / drain: [bold]{ratio:.2f}[/] of the raw drain rate (target >= {TARGET_RATIO:.0%}: "
+        f"{'[green]met[/]' if met else '[red]not met[/]'}); verify peak memory "
+        f"{verify['peak_rss_mb']:,.0f} MB + {verify['worker_peak_rss_mb']:,.0f} MB (reader worker)"
+    )
+    definitions = {
+        "drain": "load_events_from_redis: orders:events by XRANGE pages of 10K through hiredis, into the events frame",
+        "verify": "verify_run(run_dir): every history file loaded, every invariant checked, the history freed",
+        "events/s": "orders:events entries / median wall time of the call (imports excluded), each in a fresh child process",
+        "peak RSS": "ru_maxrss of the child (RUSAGE_SELF) + of its forked reader (RUSAGE_CHILDREN); includes the interpreter and libraries (rss_before_mb)",
+        "ratio": "verify events/s / drain events/s, both measured in the same run, interleaved",
+    }
+    results = {
+        "run_dir": str(run_dir),
+        "redis": loaded,
+        "drain": drain,
+        "verify": verify,
+        "ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+        "target_met": met,
+        "runs": runs,
+    }
+    head = [
+        headline("verify_run", verify["events_per_s"], "events/s", "XRANGE drain (hiredis)",
+                 drain["events_per_s"], f">= {TARGET_RATIO:.0%} of drain", met),
+        headline("verify peak RSS", verify["peak_rss_mb"] + verify["worker_peak_rss_mb"], "MB",
+                 "drain peak RSS", drain["peak_rss_mb"]),
+    ]  # fmt: skip
+    bench.finish(results, head, definitions)
     return 0
 
 

@@ -196,7 +196,7 @@ def generate(n_events: int, seed: int = 7) -> dict[str, Any]:
             led.append(_ledger(led, key, oid, body, 1, t, 202, "ok"))
         run.saga(key, oid, body, items, t)
     load_end = t + 1.0
-    faults = [
+    faults: list[dict[str, Any]] = [
         {
             "experiment": name,
             "action": "kill_replicas" if "kill" in name else "fill_redis_memory",

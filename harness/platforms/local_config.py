@@ -83,6 +83,9 @@ def _redis(ports: LocalPorts, options: LocalOptions, data_dir: Path) -> Program:
             "--maxmemory-policy", "noeviction",
             "--save", "",
             "--daemonize", "no",
+            # keep the process title: rewriting it overwrites the environment, and with it the
+            # SAGAQUAKE_STACK_ID marker by which a crashed stack's leftovers are found
+            "--set-proc-title", "no",
         ],
     )  # fmt: skip
 
@@ -186,7 +189,9 @@ def render_supervisord_conf(
         "nodaemon=true",
         "loglevel=info",
         f"identifier=sagaquake-{stack_id}",
-        *(["user=root"] if os.geteuid() == 0 else []),  # as root, say so (supervisord warns otherwise)
+        *(
+            ["user=root"] if os.geteuid() == 0 else []
+        ),  # as root, say so (supervisord warns otherwise)
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
