@@ -7,6 +7,7 @@ may also answer on a port of its own so the platform can check that replica's re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -110,5 +111,7 @@ async def serve_async(app: FastAPI, cfg: Settings) -> None:
     sock = listen(cfg.bind_host, cfg.health_port, reuse_port=False)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # The process owns SIGTERM/SIGINT (the worker drains on them); a health endpoint must not
+    # take them over, as Server.serve would by default.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign, assignment]
     await server.serve(sockets=[sock])

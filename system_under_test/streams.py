@@ -18,6 +18,7 @@ __all__ = [
     "NOTIFICATIONS_STREAM",
     "PAYMENTS_LEDGER",
     "EventAppender",
+    "StreamEntries",
     "connect",
     "dedupe_key",
     "now_ms",
@@ -36,6 +37,11 @@ local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 2))
 redis.call('HSET', KEYS[2], ARGV[1], id)
 return {id, 1}
 """
+
+
+# (stream id, fields) pairs as XRANGE / XREAD give them with decode_responses=True
+# (redis-py's own annotations are looser than what it returns).
+StreamEntries = list[tuple[str, dict[str, str]]]
 
 
 def dedupe_key(order_id: str) -> str:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from harness.platforms.base import SERVICES, Endpoints, KillEvidence, Platform, ReplicaStatus
 
-__all__ = ["PLATFORMS", "SERVICES", "Endpoints", "KillEvidence", "Platform", "ReplicaStatus", "attach"]
+__all__ = [
+    "PLATFORMS",
+    "SERVICES",
+    "Endpoints",
+    "KillEvidence",
+    "Platform",
+    "ReplicaStatus",
+    "attach",
+]
 
 PLATFORMS = ("local", "k8s")
 

@@ -14,10 +14,12 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import redis
 
 from harness.load.ledger import LedgerTail
+from system_under_test.streams import StreamEntries
 
 __all__ = ["LiveWatch", "WatchSnapshot"]
 
@@ -104,7 +106,8 @@ class LiveWatch:
             for oid, ok in zip(overdue, placed, strict=True):
                 if ok:
                     del self._awaiting[oid]
-        for _, entries in r.xread({"payments:ledger": self._last_payment_id}, count=10_000) or []:
+        reply = r.xread({"payments:ledger": self._last_payment_id}, count=10_000) or []
+        for _, entries in cast(list[tuple[str, StreamEntries]], reply):
             for entry_id, fields in entries:
                 self._last_payment_id = entry_id
                 if fields.get("kind") == "capture":

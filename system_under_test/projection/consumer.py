@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import redis.asyncio as aioredis
 import redis.exceptions
 
 from system_under_test.projection.readmodel import ReadModel
-from system_under_test.streams import EVENTS_STREAM
+from system_under_test.streams import EVENTS_STREAM, StreamEntries
 
 __all__ = ["GROUP", "Projection", "ensure_group"]
 
@@ -45,7 +46,8 @@ class Projection:
         reply = await self._client.xreadgroup(
             GROUP, self._consumer, {EVENTS_STREAM: start}, count=BATCH, block=block_ms
         )
-        return [(sid, fields) for _, entries in reply or [] for sid, fields in entries if fields]
+        streams = cast(list[tuple[str, StreamEntries]], reply or [])
+        return [(sid, fields) for _, entries in streams for sid, fields in entries if fields]
 
     async def _apply_and_ack(self, entries: list[tuple[str, dict[str, str]]]) -> None:
         if not entries:

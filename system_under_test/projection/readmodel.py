@@ -4,6 +4,7 @@ view, set and sorted-set membership), so a batch retried after a crash changes n
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -29,7 +30,7 @@ class ReadModel:
         return self.prefix + order_id
 
     async def get(self, order_id: str) -> dict[str, str]:
-        return dict(await self._client.hgetall(self.key(order_id)))
+        return cast(dict[str, str], await self._client.hgetall(self.key(order_id)))
 
     async def apply(
         self, entries: Iterable[tuple[str, Mapping[str, str]]], *, track: bool = True
@@ -51,7 +52,7 @@ class ReadModel:
             return 0
         async with self._client.pipeline(transaction=True) as pipe:
             for order_id, view in changed.items():
-                pipe.hset(self.key(order_id), mapping=view)
+                pipe.hset(self.key(order_id), mapping=cast(Any, view))
                 if track:
                     self._track(pipe, order_id, view)
             await pipe.execute()

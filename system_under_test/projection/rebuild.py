@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import cast
 
 import redis.asyncio as aioredis
 
 from system_under_test.config import settings
 from system_under_test.projection.readmodel import ReadModel
-from system_under_test.streams import EVENTS_STREAM, connect
+from system_under_test.streams import EVENTS_STREAM, StreamEntries, connect
 
 __all__ = ["COMPARED_FIELDS", "compare", "rebuild_into"]
 
@@ -28,8 +29,8 @@ async def rebuild_into(client: aioredis.Redis, prefix: str) -> tuple[int, set[st
     async for key in client.scan_iter(match=prefix + "*", count=1000):
         await client.unlink(key)
     model = ReadModel(client, prefix)
-    start, replayed, orders = "-", 0, set()
-    while page := await client.xrange(EVENTS_STREAM, min=start, count=PAGE):
+    start, replayed, orders = "-", 0, set[str]()
+    while page := cast(StreamEntries, await client.xrange(EVENTS_STREAM, min=start, count=PAGE)):
         await model.apply(page, track=False)
         replayed += len(page)
         orders.update(f.get("order_id", "") for _, f in page)
