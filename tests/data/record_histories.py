@@ -17,7 +17,13 @@ from temporalio.client import Client
 
 from harness.platforms.local import LocalPlatform
 from harness.settings import LocalOptions, LocalPorts
-from tests.integration.orders import key_where, lose_reservation_after_capture, order_body, place, wait_terminal
+from tests.integration.orders import (
+    key_where,
+    lose_reservation_after_capture,
+    order_body,
+    place,
+    wait_terminal,
+)
 
 OUT = Path(__file__).parent / "histories"
 
@@ -30,13 +36,17 @@ async def _save(address: str, name: str, order_id: str) -> None:
 
 
 def main() -> None:
-    platform = LocalPlatform(Path(tempfile.mkdtemp(prefix="record-")), LocalPorts.free(), LocalOptions())
+    platform = LocalPlatform(
+        Path(tempfile.mkdtemp(prefix="record-")), LocalPorts.free(), LocalOptions()
+    )
     platform.up()
     try:
         e = platform.endpoints()
         orders = {
             "completed": place(e, order_body("SKU-0040", 2), key_where(False)).json()["order_id"],
-            "payment_declined": place(e, order_body("SKU-0041"), key_where(True)).json()["order_id"],
+            "payment_declined": place(e, order_body("SKU-0041"), key_where(True)).json()[
+                "order_id"
+            ],
             "out_of_stock": place(e, order_body("SKU-0199", 99)).json()["order_id"],
             "refunded": lose_reservation_after_capture(platform),
         }
