@@ -139,7 +139,8 @@ def test_an_unknown_outcome_is_refused(tmp_path: Path) -> None:
         (422, {"detail": [{"loc": ["body"], "msg": "x"}]}, "failed"),
         (404, None, "failed"),
         (503, {"detail": "temporal is not reachable; nothing was accepted"}, "failed"),
-        (504, {"detail": "the order may or may not be accepted"}, "unknown"),  # the service does not know
+        # the service does not know:
+        (504, {"detail": "the order may or may not be accepted"}, "unknown"),
         (500, None, "unknown"),  # a crash's plain-text 500: the order may have been taken
         (502, {"error": "bad gateway"}, "unknown"),  # a proxy's answer, not the service's
         (None, None, "unknown"),  # time-out, connection reset or refused

@@ -96,6 +96,7 @@ def test_the_peak_75k_day_has_its_spike_at_three_pm_on_the_daily_50k_curve() -> 
     hours = [peak.expected_orders(3600, 1, h) for h in range(24)]
     assert sum(hours) == pytest.approx(75_000, rel=0.005)
     assert max(range(24), key=hours.__getitem__) == 15
+
     # the shape outside the spike is daily-50k's; inside, the e-mail doubles, then adds half
     def relative(p, hour: float) -> float:
         return p.rate_at(hour * 3600, 1, 0) / p.rate_at(10 * 3600, 1, 0)
