@@ -44,11 +44,12 @@ from benchmarks.bare_workflow import WORKFLOW_TYPES, WORKFLOWS, start_at_rate
 from benchmarks.common import Bench, console, stop_process
 from benchmarks.ladder import Ladder, Step, climb, judge
 from benchmarks.profiling import PySpy, summarise
-from benchmarks.saga_probes import Counts, LagSampler, LoopThread, children_cpu, projection_lag
+from benchmarks.saga_probes import Counts, LagSampler, LoopThread, children_cpu
 from benchmarks.saga_report import print_step, report
 from harness.load.ledger import ledger_files, read_ledger
 from harness.load.runner import run_load
 from harness.platforms.local import LocalPlatform
+from harness.run.drain import group_backlog
 from harness.settings import LocalOptions, LocalPorts
 
 __all__ = ["FLAT_RATE", "main"]
@@ -151,7 +152,7 @@ class SagaRun:
         try:
             while True:
                 running = self.counts.running(wf_type)
-                lag = projection_lag(r) if r is not None else 0
+                lag = group_backlog(r) if r is not None else 0
                 waited = time.monotonic() - started
                 if running == 0 and lag == 0:
                     return waited

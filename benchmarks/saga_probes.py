@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 import redis
 from temporalio.client import Client
 
-__all__ = ["Counts", "LagSampler", "LoopThread", "children_cpu", "projection_lag"]
+from harness.run.drain import group_backlog
+
+__all__ = ["Counts", "LagSampler", "LoopThread", "children_cpu"]
 
 _T = TypeVar("_T")
 
@@ -70,17 +72,6 @@ class Counts:
         return self._count(f"WorkflowType='{wf_type}' AND ExecutionStatus='Running'")
 
 
-def projection_lag(r: redis.Redis) -> int:
-    """Entries of orders:events the projection has not read (lag) or not acked (pending)."""
-    try:
-        for group in r.xinfo_groups("orders:events"):
-            if group["name"] == "projection":
-                return int(group.get("lag") or 0) + int(group.get("pending") or 0)
-    except redis.RedisError:
-        return -1
-    return 0
-
-
 class LagSampler:
     """The projection's lag every half second, to read it at the end of a step's window."""
 
@@ -92,7 +83,7 @@ class LagSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            self.samples.append((time.time(), projection_lag(self._r)))
+            self.samples.append((time.time(), group_backlog(self._r)))
 
     def start(self) -> LagSampler:
         self._thread.start()

@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from harness.platforms.base import Endpoints
 
-__all__ = ["DrainResult", "count_sagas", "drain", "running_sagas"]
+__all__ = ["DrainResult", "count_sagas", "drain", "group_backlog", "running_sagas"]
 
 RUNNING = "WorkflowType='OrderSaga' AND ExecutionStatus='Running'"
 
@@ -49,14 +49,31 @@ def running_sagas(endpoints: Endpoints) -> int:
     return count_sagas(endpoints, RUNNING)
 
 
-def _projection_lag(r: redis.Redis) -> int:
+def group_backlog(
+    r: redis.Redis, stream: str = "orders:events", group: str = "projection", cap: int = 10_000
+) -> int:
+    """Entries of `stream` not yet delivered to `group` plus those delivered but not acked (-1
+    when Redis does not answer). Undelivered entries are counted with XRANGE after the group's
+    last-delivered id, up to `cap`.
+
+    Why not XINFO GROUPS' `lag`: Redis derives it from a read counter that can go wrong (seen on
+    Redis 7.0 after the chaos experiments: lag 6,643 with every entry delivered, so the drain
+    waited for its deadline), and it is nil when Redis cannot tell."""
+
+    def text(value: object) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
     try:
-        for group in r.xinfo_groups("orders:events"):
-            if group["name"] == "projection":
-                return int(group.get("lag") or 0) + int(group.get("pending") or 0)
+        found = next((g for g in r.xinfo_groups(stream) if text(g["name"]) == group), None)
+        if found is None:  # nobody has read yet
+            return min(int(r.xlen(stream)), cap)
+        last = text(found["last-delivered-id"])
+        undelivered = 0
+        if last != text(r.xinfo_stream(stream)["last-generated-id"]):
+            undelivered = len(r.xrange(stream, min=f"({last}", count=cap))
+        return undelivered + int(found["pending"])
     except redis.RedisError:
         return -1
-    return 0
 
 
 def drain(
@@ -69,7 +86,7 @@ def drain(
     r = redis.Redis.from_url(endpoints.redis_url, decode_responses=True, socket_timeout=5)
     try:
         while True:
-            running, lag = running_sagas(endpoints), _projection_lag(r)
+            running, lag = running_sagas(endpoints), group_backlog(r)
             waited = time.monotonic() - started
             if on_tick:
                 on_tick(running, lag, waited)

@@ -13,6 +13,7 @@ import time
 import pytest
 import redis.exceptions
 
+from harness.run.drain import group_backlog
 from system_under_test.projection.rebuild import compare, rebuild_into
 from system_under_test.streams import connect
 from tests.integration.orders import HAPPY, client, key_where, order_body, place, wait_terminal
@@ -104,12 +105,9 @@ def test_orders_accepted_while_redis_refuses_writes_complete_afterwards(stack) -
 def _projection_caught_up(stack, timeout_s: float = 60) -> None:
     r = client(stack.endpoints)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        group = next(g for g in r.xinfo_groups("orders:events") if g["name"] == "projection")
-        if group["pending"] == 0 and group["lag"] == 0:
-            return
+    while (backlog := group_backlog(r)) != 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    raise AssertionError(f"projection did not catch up: {group}")
+    assert backlog == 0, f"projection did not catch up: {backlog} entries left"
 
 
 def _rebuild_diffs(stack) -> list[str]:
