@@ -70,7 +70,7 @@ def group_backlog(
         last = text(found["last-delivered-id"])
         undelivered = 0
         if last != text(r.xinfo_stream(stream)["last-generated-id"]):
-            undelivered = len(r.xrange(stream, min=f"({last}", count=cap))
+            undelivered = len(r.xrange(stream, min=f"({last}", count=cap) or [])
         return undelivered + int(found["pending"])
     except redis.RedisError:
         return -1
