@@ -15,13 +15,11 @@ runs with the same flags and SQLite pragmas as the platform's own Temporal progr
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +29,11 @@ from benchmarks import common
 from benchmarks.common import Bench, console, headline, median, print_table, stop_process
 from harness.platforms.local_config import programs
 from harness.platforms.readiness import temporal_ready
-from harness.settings import LocalOptions, LocalPorts
+from harness.settings import LocalOptions, LocalPorts, isolated_env
 
 __all__ = ["main", "temporal_floor", "up_and_down"]
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _env(folder: Path, ports: LocalPorts) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "SAGAQUAKE_STATE_DIR": str(folder / "state"),
-        "SAGAQUAKE_REPORTS_DIR": str(folder / "reports"),
-    }
-    env.update(
-        {
-            f"SAGAQUAKE_{f.name.upper()}_PORT": str(getattr(ports, f.name))
-            for f in fields(LocalPorts)
-        }
-    )
-    return env
 
 
 def _sagaquake(
@@ -64,7 +47,7 @@ def _sagaquake(
 
 def up_and_down(folder: Path) -> dict[str, Any]:
     """One `sagaquake up` (timed until it returns ready) and one `sagaquake down` (timed)."""
-    env = _env(folder, LocalPorts.free())
+    env = isolated_env(folder)
     try:
         started = time.perf_counter()
         up = _sagaquake(env, "up")

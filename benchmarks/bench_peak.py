@@ -44,7 +44,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +151,7 @@ def unfaulted_p99(run_dir: Path) -> dict[str, Any]:
 
 def _free_ports_env() -> None:
     """run_suite builds its LocalPlatform from the environment: give each trial free ports."""
-    ports = LocalPorts.free()
-    for f in fields(LocalPorts):
-        os.environ[f"SAGAQUAKE_{f.name.upper()}_PORT"] = str(getattr(ports, f.name))
+    os.environ.update(LocalPorts.free().as_env())
 
 
 def run_trial(suite: Suite, runs_root: Path, bench: Bench) -> dict[str, Any]:

@@ -10,7 +10,15 @@ from pathlib import Path
 
 from harness.errors import ConfigError
 
-__all__ = ["LocalOptions", "LocalPorts", "env", "port_is_free", "reports_root", "state_dir"]
+__all__ = [
+    "LocalOptions",
+    "LocalPorts",
+    "env",
+    "isolated_env",
+    "port_is_free",
+    "reports_root",
+    "state_dir",
+]
 
 
 def env(name: str, default: str) -> str:
@@ -37,6 +45,10 @@ def state_dir() -> Path:
     return Path(env("SAGAQUAKE_STATE_DIR", ".sagaquake")).resolve()
 
 
+def _port_var(field: str) -> str:
+    return f"SAGAQUAKE_{field.upper()}_PORT"
+
+
 @dataclass(frozen=True)
 class LocalPorts:
     """Ports of the local stack, all on 127.0.0.1. Env: SAGAQUAKE_<FIELD>_PORT, e.g. SAGAQUAKE_REDIS_PORT."""
@@ -57,10 +69,7 @@ class LocalPorts:
         base = cls()
         return replace(
             base,
-            **{
-                f.name: _env_int(f"SAGAQUAKE_{f.name.upper()}_PORT", getattr(base, f.name))
-                for f in fields(cls)
-            },
+            **{f.name: _env_int(_port_var(f.name), getattr(base, f.name)) for f in fields(cls)},
         )
 
     @classmethod
@@ -72,9 +81,24 @@ class LocalPorts:
         values = {name: start + i for i, name in enumerate(names)}
         return cls(**values, health_base=start + len(names))
 
+    def as_env(self) -> dict[str, str]:
+        """The SAGAQUAKE_<FIELD>_PORT variables under which `from_env()` returns these ports."""
+        return {_port_var(f.name): str(getattr(self, f.name)) for f in fields(self)}
+
     def named(self) -> dict[str, int]:
         """Every fixed port by what uses it (the health block is checked per replica)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "health_base"}
+
+
+def isolated_env(folder: Path) -> dict[str, str]:
+    """Environment for a `sagaquake` subprocess with free ports and its own state and reports
+    folders under `folder`, so that it never meets a user's stack or another test's."""
+    return {
+        **os.environ,
+        "SAGAQUAKE_STATE_DIR": str(folder / "state"),
+        "SAGAQUAKE_REPORTS_DIR": str(folder / "reports"),
+        **LocalPorts.free().as_env(),
+    }
 
 
 _HEALTH_BLOCK = 60  # six Python services, ten replicas each

@@ -1,33 +1,11 @@
-"""Helpers for tests that run `sagaquake` or `chaos` as a user would: in a subprocess."""
+"""Helpers for tests that run `sagaquake` or `chaos` as a user would: in a subprocess (its
+environment: `harness.settings.isolated_env`)."""
 
 from __future__ import annotations
 
-import os
 import signal
-from dataclasses import fields
-from pathlib import Path
 
-from harness.settings import LocalPorts
-
-__all__ = ["interruptible", "isolated_env"]
-
-
-def isolated_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for a subprocess with its own free ports, state and reports folders, so it
-    never meets the session's stack or a user's."""
-    ports = LocalPorts.free()
-    env = {
-        **os.environ,
-        "SAGAQUAKE_STATE_DIR": str(tmp_path / "state"),
-        "SAGAQUAKE_REPORTS_DIR": str(tmp_path / "reports"),
-    }
-    env.update(
-        {
-            f"SAGAQUAKE_{f.name.upper()}_PORT": str(getattr(ports, f.name))
-            for f in fields(LocalPorts)
-        }
-    )
-    return env
+__all__ = ["interruptible"]
 
 
 def interruptible() -> None:

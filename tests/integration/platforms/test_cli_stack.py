@@ -14,8 +14,7 @@ import psutil
 import pytest
 
 from harness.platforms.stackstate import marked_processes
-from harness.settings import port_is_free
-from tests.integration.subprocesses import isolated_env
+from harness.settings import isolated_env, port_is_free
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from harness.platforms.stackstate import marked_processes
-from tests.integration.subprocesses import interruptible, isolated_env
+from harness.settings import isolated_env
+from tests.integration.subprocesses import interruptible
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from harness.errors import ConfigError, MissingBinaryError, PortInUseError
 from harness.platforms.local import LocalPlatform
 from harness.platforms.local_config import find_binary
 from harness.runs import new_run_dir
-from harness.settings import LocalOptions, LocalPorts
+from harness.settings import LocalOptions, LocalPorts, isolated_env
 
 pytestmark = pytest.mark.unit
 
@@ -55,3 +55,15 @@ def test_bad_option_values_are_config_errors(monkeypatch) -> None:
     monkeypatch.setenv("SAGAQUAKE_REDIS_PORT", "six")
     with pytest.raises(ConfigError, match="SAGAQUAKE_REDIS_PORT='six' is not a whole number"):
         LocalPorts.from_env()
+
+
+def test_ports_round_trip_through_the_environment(monkeypatch, tmp_path) -> None:
+    ports = LocalPorts.free()
+    assert ports.as_env()["SAGAQUAKE_REDIS_PORT"] == str(ports.redis)
+    for name, value in ports.as_env().items():
+        monkeypatch.setenv(name, value)
+    assert LocalPorts.from_env() == ports
+    env = isolated_env(tmp_path)
+    assert env["SAGAQUAKE_STATE_DIR"] == str(tmp_path / "state")
+    assert env["SAGAQUAKE_REPORTS_DIR"] == str(tmp_path / "reports")
+    assert env["SAGAQUAKE_ORDER_PORT"] != str(LocalPorts().order)  # free ports, not the defaults
