@@ -77,14 +77,7 @@ class BareActivities:
         return None
 
     def all(self) -> list[Any]:
-        return [
-            self.place_order,
-            self.reserve_inventory,
-            self.capture_payment,
-            self.commit_inventory,
-            self.complete_order,
-            self.send_confirmation,
-        ]
+        return [getattr(self, step.__name__) for step in _STEP_METHODS]
 
 
 _STEP_METHODS = [
@@ -97,38 +90,31 @@ _STEP_METHODS = [
 ]
 
 
+async def _happy_path(order: OrderInput, execute: Any) -> OrderResult:
+    """Every step in order through `execute` (a local or a regular activity), as OrderSaga."""
+    steps: list[str] = []
+    for step in _STEP_METHODS:
+        steps.append(step.__name__)
+        await execute(step, order, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY)
+    return OrderResult(order.order_id, "completed", "", steps)
+
+
 @workflow.defn(name="BareSaga", sandboxed=False)
 class BareSaga:
     """OrderSaga's happy path with local activities that do nothing."""
 
-    def __init__(self) -> None:
-        self._steps: list[str] = []
-
     @workflow.run
     async def run(self, order: OrderInput) -> OrderResult:
-        for step in _STEP_METHODS:
-            self._steps.append(step.__name__)
-            await workflow.execute_local_activity_method(
-                step, order, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY
-            )
-        return OrderResult(order.order_id, "completed", "", list(self._steps))
+        return await _happy_path(order, workflow.execute_local_activity_method)
 
 
 @workflow.defn(name="BareSagaRegular", sandboxed=False)
 class BareSagaRegular:
     """The same with regular activities (each one a round trip through the server's queues)."""
 
-    def __init__(self) -> None:
-        self._steps: list[str] = []
-
     @workflow.run
     async def run(self, order: OrderInput) -> OrderResult:
-        for step in _STEP_METHODS:
-            self._steps.append(step.__name__)
-            await workflow.execute_activity_method(
-                step, order, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY
-            )
-        return OrderResult(order.order_id, "completed", "", list(self._steps))
+        return await _happy_path(order, workflow.execute_activity_method)
 
 
 WORKFLOWS: dict[str, Any] = {"local": BareSaga, "regular": BareSagaRegular}
