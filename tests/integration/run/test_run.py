@@ -25,6 +25,14 @@ def _sagaquake(*args: str) -> list[str]:
     return [sys.executable, "-m", "harness.cli", *args]
 
 
+def _run(tmp_path: Path, *args: str, timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+    """`sagaquake ARGS` to the end, isolated under tmp_path, its output captured."""
+    return subprocess.run(
+        _sagaquake(*args), env=isolated_env(tmp_path), capture_output=True, text=True,
+        timeout=timeout_s,
+    )  # fmt: skip
+
+
 def _stack_processes_of(run_dir: Path) -> list[psutil.Process]:
     """Processes of the stack this run started (every one carries its stack id)."""
     state = run_dir / "platform" / "supervisord.conf"
@@ -37,13 +45,7 @@ def _stack_processes_of(run_dir: Path) -> list[psutil.Process]:
 
 
 def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> None:
-    done = subprocess.run(
-        _sagaquake("run", "--suite", "smoke"),
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _run(tmp_path, "run", "--suite", "smoke")
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert "gate: PASS" in done.stdout
     run_dir = (tmp_path / "reports" / "latest").resolve()
@@ -71,13 +73,7 @@ def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> 
     assert json.loads((run_dir / "run.json").read_text())["incomplete"] is False
     assert _stack_processes_of(run_dir) == []
     # the run folder stands alone: verify and report again, later, with nothing running
-    again = subprocess.run(
-        _sagaquake("verify", str(run_dir)),
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    again = _run(tmp_path, "verify", str(run_dir), timeout_s=300)
     assert again.returncode == 0, again.stdout + again.stderr
 
 
@@ -95,13 +91,7 @@ thresholds:
 def test_a_threshold_that_cannot_be_met_fails_the_gate_naming_it(tmp_path) -> None:
     suite = tmp_path / "unmeetable.yaml"
     suite.write_text(UNMEETABLE)
-    done = subprocess.run(
-        _sagaquake("run", "--suite", str(suite)),
-        env=isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _run(tmp_path, "run", "--suite", str(suite))
     assert done.returncode == 1, done.stdout[-4000:] + done.stderr[-2000:]
     assert "threshold failed: orders_completed >= 1e+06" in done.stdout
     assert "gate: FAIL" in done.stdout
