@@ -189,9 +189,8 @@ def render_supervisord_conf(
         "nodaemon=true",
         "loglevel=info",
         f"identifier=sagaquake-{stack_id}",
-        *(
-            ["user=root"] if os.geteuid() == 0 else []
-        ),  # as root, say so (supervisord warns otherwise)
+        # as root, say so (supervisord warns otherwise)
+        *(["user=root"] if os.geteuid() == 0 else []),
         "",
         "[rpcinterface:supervisor]",
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",

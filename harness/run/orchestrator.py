@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
 from rich.console import Console
 
 from harness import __version__
@@ -26,7 +27,7 @@ from harness.chaos.context import CONFIG_KEYS
 from harness.errors import ConfigError, HarnessError
 from harness.load.runner import LoadProgress, LoadResult, load_summary, plan_load, run_load
 from harness.platforms.base import Platform
-from harness.run.drain import drain
+from harness.run.drain import count_sagas, drain
 from harness.run.gate import ThresholdResult, evaluate, metrics_from
 from harness.run.progress import Progress, RunState
 from harness.run.suite import Suite
@@ -266,14 +267,10 @@ def run_suite(
 
 def _history_left(platform: Platform) -> str | None:
     """What an earlier run left in this stack's Redis or Temporal (None when it is empty)."""
-    import redis
-
-    from harness.run.drain import count_sagas
-
     e = platform.endpoints()
     client = redis.Redis.from_url(e.redis_url, socket_timeout=10)
     try:
-        events = int(client.xlen("orders:events")) if client.exists("orders:events") else 0
+        events = int(client.xlen("orders:events"))  # 0 when the stream does not exist
     finally:
         client.close()
     sagas = count_sagas(e, "WorkflowType='OrderSaga'")
