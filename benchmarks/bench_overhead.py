@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import resource
 import shutil
 import sys
 import tempfile
@@ -37,7 +36,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common
-from benchmarks.common import Bench, console, headline, print_table
+from benchmarks.common import Bench, children_cpu, console, headline, print_table
 from harness.load.runner import run_load
 from harness.platforms.local import LocalPlatform
 from harness.platforms.stackstate import marked_processes
@@ -49,11 +48,6 @@ from harness.verify import export_snapshot, verify_run
 __all__ = ["main"]
 
 FLAT_RATE = 36000 / 86400  # the flat profile's orders/s at --compress 1
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class StackCpu:
@@ -108,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
         idle_rate = sum(StackCpu.delta(stack.read(), idle0).values()) / (time.time() - t_idle)
 
         bench.quiet("the load")
-        cpu0, kids0, t0 = stack.read(), _children_cpu(), time.time()
+        cpu0, kids0, t0 = stack.read(), children_cpu(), time.time()
         result = run_load(
             run_dir, e.order_api, "flat", compress=args.rate / FLAT_RATE,
             duration_s=args.duration_s, seed=1, redis_url=e.redis_url,
         )  # fmt: skip
         if result.interrupted:
             raise KeyboardInterrupt
-        load_cpu = _children_cpu() - kids0
+        load_cpu = children_cpu() - kids0
         t_load = time.time()
         drained = drain(e, 180)
         system = StackCpu.delta(stack.read(), cpu0)
@@ -134,9 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         export_snapshot(run_dir, e.redis_url, e.temporal_address, e.temporal_namespace)
         export_cpu = time.process_time() - p0
         export_server = sum(StackCpu.delta(stack.read(), srv0).values())
-        p1, kids1 = time.process_time(), _children_cpu()
+        p1, kids1 = time.process_time(), children_cpu()
         verdict = verify_run(run_dir)
-        verify_cpu = time.process_time() - p1 + _children_cpu() - kids1
+        verify_cpu = time.process_time() - p1 + children_cpu() - kids1
         measured = {
             "orders": result.summary.orders,
             "accepted": result.summary.final_outcomes.get("ok", 0),

@@ -41,10 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common
 from benchmarks.bare_workflow import WORKFLOW_TYPES, WORKFLOWS, start_at_rate
-from benchmarks.common import Bench, console, stop_process
+from benchmarks.common import Bench, children_cpu, console, stop_process
 from benchmarks.ladder import Ladder, Step, climb, judge
 from benchmarks.profiling import PySpy, summarise
-from benchmarks.saga_probes import Counts, LagSampler, LoopThread, children_cpu
+from benchmarks.saga_probes import Counts, LagSampler, LoopThread
 from benchmarks.saga_report import print_step, report
 from harness.load.ledger import ledger_files, read_ledger
 from harness.load.runner import run_load

@@ -42,7 +42,16 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common
-from benchmarks.common import Bench, console, headline, median, print_table, stop_process
+from benchmarks.common import (
+    Bench,
+    children_cpu,
+    console,
+    headline,
+    median,
+    print_table,
+    stop_process,
+)
+from harness.settings import free_port
 from harness.verify import verify_history
 from harness.verify.frames import no_gc
 from harness.verify.reader import load_snapshot
@@ -62,15 +71,10 @@ def ensure_run(events: int, seed: int, cache: Path) -> Path:
     return run_dir
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def once(run_dir: Path, workers: int | None) -> dict[str, float]:
     """One in-process verification, load and checks timed apart (for --profile)."""
     gc.collect()
-    wall0, cpu0, kids0 = time.perf_counter(), time.process_time(), _children_cpu()
+    wall0, cpu0, kids0 = time.perf_counter(), time.process_time(), children_cpu()
     with no_gc():  # as verify_run does
         h = load_snapshot(run_dir, workers=workers)
         wall1 = time.perf_counter()
@@ -78,7 +82,7 @@ def once(run_dir: Path, workers: int | None) -> dict[str, float]:
         n = len(h.events) if h.events is not None else 0
         wall_checked = time.perf_counter()
         del h  # freeing the history is part of the cost of a verify
-    wall2, cpu2, kids2 = time.perf_counter(), time.process_time(), _children_cpu()
+    wall2, cpu2, kids2 = time.perf_counter(), time.process_time(), children_cpu()
     _require_ok(verdict)
     return {
         "events": n,
@@ -115,7 +119,7 @@ def _child(kind: str, target: str, workers: int | None) -> int:
         os.environ["SAGAQUAKE_VERIFY_WORKERS"] = str(workers)
     gc.collect()
     rss_before = psutil.Process().memory_info().rss
-    wall0, cpu0, kids0 = time.perf_counter(), time.process_time(), _children_cpu()
+    wall0, cpu0, kids0 = time.perf_counter(), time.process_time(), children_cpu()
     if kind == "drain":
         frame = load_events_from_redis(target, STREAM)
         events = len(frame)
@@ -135,7 +139,7 @@ def _child(kind: str, target: str, workers: int | None) -> int:
                 "events": events,
                 "wall_s": wall,
                 "cpu_s": time.process_time() - cpu0,
-                "worker_cpu_s": _children_cpu() - kids0,
+                "worker_cpu_s": children_cpu() - kids0,
                 "rss_before_mb": rss_before / 2**20,
                 "peak_rss_mb": self_ru.ru_maxrss / 1024,  # KiB on Linux
                 "worker_peak_rss_mb": kids_ru.ru_maxrss / 1024,
@@ -161,7 +165,7 @@ def _measure(kind: str, target: str, workers: int | None) -> dict[str, Any]:
 
 
 def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = common.free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             shutil.which("redis-server") or "redis-server", "--port", str(port),

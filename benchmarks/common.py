@@ -16,10 +16,9 @@ import importlib.metadata as md
 import json
 import os
 import platform
-import random
+import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,8 +40,8 @@ __all__ = [
     "ROOT",
     "Bench",
     "add_common_args",
+    "children_cpu",
     "console",
-    "free_port",
     "headline",
     "isolate_stack_state",
     "machine_info",
@@ -289,19 +288,11 @@ def isolate_stack_state() -> Path:
     return folder
 
 
-def free_port() -> int:
-    """A free port below the ephemeral range, so outgoing connections do not take it first."""
-    rng = random.Random()
-    for _ in range(500):
-        port = rng.randrange(20000, 32000)
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port between 20000 and 32000")
+def children_cpu() -> float:
+    """CPU seconds of this process's reaped children (Locust once run_load returned, a forked
+    reader once it exited)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def stop_process(proc: subprocess.Popen[Any] | None, grace_s: float = 10.0) -> None:

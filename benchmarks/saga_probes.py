@@ -9,7 +9,6 @@ projection's lag is read from its consumer group, the way the run's drain reads 
 from __future__ import annotations
 
 import asyncio
-import resource
 import threading
 import time
 from collections.abc import Coroutine
@@ -21,7 +20,7 @@ from temporalio.client import Client
 
 from harness.run.drain import group_backlog
 
-__all__ = ["Counts", "LagSampler", "LoopThread", "children_cpu"]
+__all__ = ["Counts", "LagSampler", "LoopThread"]
 
 _T = TypeVar("_T")
 
@@ -98,9 +97,3 @@ class LagSampler:
         if not self.samples:
             return None
         return min(self.samples, key=lambda s: abs(s[0] - t))[1]
-
-
-def children_cpu() -> float:
-    """CPU seconds of this process's reaped children (Locust, once run_load returned)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime

@@ -14,6 +14,7 @@ __all__ = [
     "LocalOptions",
     "LocalPorts",
     "env",
+    "free_port",
     "isolated_env",
     "port_is_free",
     "reports_root",
@@ -113,6 +114,11 @@ def _free_block(size: int) -> int:
         if all(port_is_free(p) for p in range(start, start + size)):
             return start
     raise ConfigError(f"could not find {size} free consecutive ports between {_LOW} and {_HIGH}")
+
+
+def free_port() -> int:
+    """One port free now, in the same range as `LocalPorts.free()` (below the ephemeral range)."""
+    return _free_block(1)
 
 
 def port_is_free(port: int) -> bool:

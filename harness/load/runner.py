@@ -35,6 +35,7 @@ from harness.load.ledger import LedgerTail, ledger_files
 from harness.load.profiles import Profile, load_profile, parse_hour
 from harness.load.settings import DEFAULTS, ENV
 from harness.load.summary import PLAN_FILE, LoadSummary, load_summary, plan_curve
+from harness.settings import free_port
 
 __all__ = [
     "LOCUSTFILE",
@@ -156,12 +157,6 @@ def plan_load(
         peak_rate=curve.max_rate(0.0, d),
         drain_s=p.retry.worst_case_s + 5.0,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _check_port(host: str, port: int) -> None:
@@ -336,7 +331,7 @@ def run_load(
     else:
         cmd += ["--headless", "--only-summary"]
     if plan.processes > 1:
-        port = _free_port()
+        port = free_port()
         cmd += [
             "--processes", str(plan.processes),
             "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),

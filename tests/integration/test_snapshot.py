@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -27,6 +26,7 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from harness.settings import free_port
 from harness.verify import LiveSource, export_snapshot, load_snapshot, verify_run
 from harness.verify.snapshot import load_events_from_redis
 from harness.verify.verdict import Verdict
@@ -44,12 +44,6 @@ CLIENT_SIDE_ONLY = (
     "inventory",
     "readmodel",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _tail(log: Path, lines: int = 20) -> str:
@@ -82,7 +76,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not shutil.which("redis-server"):
         pytest.skip("redis-server is not installed")
     workdir = tmp_path_factory.mktemp("redis")
-    port = _free_port()
+    port = free_port()
     log = workdir / "redis.log"
     cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
     cmd += ["--appendonly", "no", "--dir", str(workdir), "--logfile", str(log)]
@@ -103,11 +97,11 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     workdir = tmp_path_factory.mktemp("temporal")
-    port = _free_port()
+    port = free_port()
     log = workdir / "temporal.log"
     cmd = [TEMPORAL, "server", "start-dev", "--headless", "--ip", "127.0.0.1"]
-    cmd += ["--port", str(port), "--http-port", str(_free_port())]
-    cmd += ["--metrics-port", str(_free_port()), "--ui-port", str(_free_port())]
+    cmd += ["--port", str(port), "--http-port", str(free_port())]
+    cmd += ["--metrics-port", str(free_port()), "--ui-port", str(free_port())]
     cmd += ["--db-filename", str(workdir / "t.db"), "--log-level", "warn"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
