@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from harness.platforms.stackstate import marked_processes
-from harness.settings import isolated_env, port_is_free
+from harness.settings import LocalPorts, isolated_env, port_is_free
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -89,9 +89,5 @@ def test_a_stack_whose_supervisor_died_is_cleaned_up(tmp_path) -> None:
     time.sleep(0.5)
     assert [p for p in marked_processes(stack_id) if p.status() != psutil.STATUS_ZOMBIE] == []
     # and by their ports, which sees even a process whose marker could not be read
-    ports = {
-        k.removeprefix("SAGAQUAKE_").removesuffix("_PORT").lower(): int(v)
-        for k, v in env.items()
-        if k.startswith("SAGAQUAKE_") and k.endswith("_PORT") and "HEALTH" not in k
-    }
-    assert {name: port for name, port in ports.items() if not port_is_free(port)} == {}
+    port_vars = set(LocalPorts().as_env()) - {"SAGAQUAKE_HEALTH_BASE_PORT"}
+    assert {var: env[var] for var in port_vars if not port_is_free(int(env[var]))} == {}
