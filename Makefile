@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: setup test test-unit lint typecheck chaos smoke up down status locust-ui bench \
         kind-up minikube-up k8s-down clean
 
-setup: $(STAMP) redis-server
+setup: $(STAMP) redis-server nftables
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sagaquake needs python >= 3.11, found " + sys.version.split()[0])'
@@ -34,6 +34,16 @@ redis-server:
 	  fi; \
 	fi
 	@redis-server --version | grep -Eq 'v=(6\.[2-9]|[7-9]\.|[1-9][0-9]\.)' || { echo "redis-server >= 6.2 is needed, found: $$(redis-server --version)"; exit 1; }
+
+# nftables from the OS packages: the partition and lost-reply faults (docs/chaos.md). Only root
+# can load rules; elsewhere those experiments refuse to start and say so.
+.PHONY: nftables
+nftables:
+	@if ! command -v nft >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing nftables with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; \
+	fi
+	@command -v nft >/dev/null || echo "note: nft is missing, so the partition and lost-reply experiments cannot run; install nftables (e.g. 'sudo apt-get install nftables') and run as root"
 
 test: setup
 	$(BIN)/pytest $(PYTEST_ARGS)

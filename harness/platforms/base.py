@@ -11,11 +11,18 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "FAULT_PRIMITIVES",
+    "NETWORK_FAULTS",
     "SERVICES",
     "Endpoints",
     "KillEvidence",
+    "NetFault",
+    "Partition",
+    "Pause",
+    "PauseEvidence",
     "Platform",
     "ReplicaStatus",
+    "ReplyLoss",
 ]
 
 # Every part of the stack, by the name experiments and the CLI use for it.
@@ -86,6 +93,79 @@ class KillEvidence:
         return {**asdict(self), "landed": self.landed}
 
 
+@dataclass(frozen=True)
+class PauseEvidence:
+    """Proof that a replica was frozen: the kernel says its processes are stopped (or the
+    exec into the pod succeeded), so connections are accepted and nothing answers."""
+
+    name: str
+    uid: str
+    paused: bool
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# The network faults, by the name a NetFault carries; with "pause", the optional primitives
+# a platform may not support (`Platform.unsupported`).
+NETWORK_FAULTS = ("partition", "reply_loss")
+FAULT_PRIMITIVES = ("pause", *NETWORK_FAULTS)
+
+
+@dataclass(frozen=True)
+class NetFault:
+    """A network fault in place: what it drops, where it lives (to remove it), and, once read
+    back, how many packets it dropped."""
+
+    kind: str  # one of NETWORK_FAULTS
+    service: str
+    ports: tuple[int, ...]  # the service's ports whose traffic is cut (local), or () on Kubernetes
+    where: str  # the nftables table and chain, or the NetworkPolicy / NetworkChaos name
+    dropped_packets: int | None = None  # None where the platform cannot count
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ports": list(self.ports)}
+
+
+@runtime_checkable
+class Pause(Protocol):
+    """Optional (Jepsen's `Pause`): freeze a service's replicas and let them go again."""
+
+    def pause(self, service: str, count: int | None = None) -> list[PauseEvidence]:
+        """Freeze `count` randomly chosen replicas of `service` (all when None)."""
+
+    def resume(self, service: str | None = None) -> list[str]:
+        """Let every frozen replica of `service` (of any service when None) go again; return
+        their names. Idempotent, and it also finds what a crashed harness left frozen."""
+
+
+@runtime_checkable
+class Partition(Protocol):
+    """Optional (Jepsen's `Partition`): callers' packets to a service are dropped, so they see
+    connect and read time-outs, not refusals."""
+
+    def partition(self, service: str) -> NetFault:
+        """Cut every caller off from `service` until `heal`."""
+
+    def heal(self, service: str | None = None) -> list[NetFault]:
+        """Remove the network faults of `service` (all when None), with their final counters.
+        Idempotent, and it also finds what a crashed harness left in place."""
+
+
+@runtime_checkable
+class ReplyLoss(Protocol):
+    """Optional: the service receives and performs requests, but its replies never reach the
+    caller (the ambiguous window: it did it, the caller never heard)."""
+
+    def lose_replies(self, service: str) -> NetFault:
+        """Drop every reply `service` sends until `heal`."""
+
+    def heal(self, service: str | None = None) -> list[NetFault]:
+        """As `Partition.heal`."""
+
+
 @runtime_checkable
 class Platform(Protocol):
     """Bring the system up and down, observe it, and break it on command."""
@@ -133,3 +213,8 @@ class Platform(Protocol):
 
     def collect_logs(self, dest: Path) -> list[Path]:
         """Copy every process log into `dest` and return the files."""
+
+    def unsupported(self, fault: str) -> str | None:
+        """Why the fault primitive `fault` ("pause", "partition", "reply_loss") cannot run on
+        this platform here, in one line that says what to install or grant; None when it can.
+        Experiments ask before anything starts, so nothing is left half-applied."""
