@@ -42,7 +42,7 @@ from chaoslib.exceptions import InterruptExecution, InvalidControl
 from chaoslib.exit import exit_gracefully
 from chaoslib.run import RunEventHandler
 
-from harness.chaos import probes
+from harness.chaos import ambiguous, midrequest, probes
 from harness.chaos.context import ChaosContext, chaos_context
 from harness.chaos.faults import ensure_faults_file, read_faults
 from harness.chaos.safeguard import Limit, Safeguard, parse_safeguard
@@ -56,7 +56,9 @@ __all__ = [
     "cleanup_control",
     "configure_control",
     "journal_path",
+    "primitives_needed",
     "save_journal",
+    "unsupported_primitive",
     "validate_control",
 ]
 
@@ -238,6 +240,7 @@ def configure_control(
         return
     ensure_faults_file(ctx.run_dir)
     run = _Run(ctx, configuration)
+    run.error = unsupported_primitive(ctx.platform, experiment)
     if safeguard:
         try:
             spec = substitute(safeguard, configuration, secrets)
@@ -255,6 +258,30 @@ def configure_control(
 
 
 _ERRORS: list[str] = []
+
+
+def primitives_needed(experiment: Any) -> list[str]:
+    """The optional fault primitives (pause, partition, reply_loss) the experiment's method uses."""
+    needed = []
+    for activity in (experiment or {}).get("method") or []:
+        provider = activity.get("provider") or {}
+        if provider.get("module") in (ambiguous.__name__, midrequest.__name__):
+            primitive = ambiguous.primitive_of(str(provider.get("func")))
+            if primitive and primitive not in needed:
+                needed.append(primitive)
+    return needed
+
+
+def unsupported_primitive(platform: Any, experiment: Any) -> str | None:
+    """Why the experiment cannot run on `platform`, in one line, or None: asked before anything
+    starts, so a fault that cannot be injected is never half-applied."""
+    for primitive in primitives_needed(experiment):
+        why = platform.unsupported(primitive)
+        if why:
+            return (
+                f"this experiment needs {primitive.replace('_', ' ')}, which cannot run here: {why}"
+            )
+    return None
 
 
 def before_experiment_control(context: Any, **_: Any) -> None:

@@ -165,10 +165,11 @@ def close_open_windows(
     note: str = "",
     exclude: str | None = None,
     skip_actions: tuple[str, ...] = (),
+    only_actions: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Write the windows a dead or interrupted action left open (those of `target`, or all;
-    never `exclude` nor those of `skip_actions`), ending now; `note` says who closed them.
-    Returns the lines written."""
+    only those of `only_actions` when given; never `exclude` nor those of `skip_actions`),
+    ending now; `note` says who closed them. Returns the lines written."""
     now = time.time()
     closed = []
     with updating(run_dir) as state:
@@ -179,6 +180,7 @@ def close_open_windows(
             if target in (None, w.get("target"))
             and k != exclude
             and w.get("action") not in skip_actions
+            and (not only_actions or w.get("action") in only_actions)
         ]:
             record = windows.pop(key)
             record["ended_at"] = now

@@ -15,17 +15,62 @@ from harness.chaos.faults import close_open_windows
 from harness.chaos.redis_memory import restore_memory
 from harness.platforms.base import SERVICES
 
-__all__ = ["ensure_stack_ready", "restore_redis_maxmemory", "start_service"]
+__all__ = [
+    "ensure_stack_ready",
+    "heal_network",
+    "restore_redis_maxmemory",
+    "resume_services",
+    "start_service",
+]
 
 _DOWN = ("STOPPED", "EXITED", "FATAL", "BACKOFF")  # supervisord; a stopped pod is no pod at all
 # Windows of a lowered memory limit end when the limit is restored, not when services run.
 MEMORY_ACTIONS = ("exhaust_redis_memory", "lower_redis_maxmemory")
+NETWORK_ACTIONS = ("partition_service", "lose_replies")
 
 
 def restore_redis_maxmemory(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Put back the `maxmemory` an action saved before lowering it, remove filler keys, and
     prove Redis accepts writes again. Restoring twice is fine."""
     return restore_memory(chaos_context(configuration))
+
+
+def resume_services(
+    services: list[str] | None = None, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Let every frozen replica of `services` (all by default) go again (SIGCONT), also those a
+    crashed action left frozen, and close their pause windows."""
+    ctx = chaos_context(configuration)
+    names = [service_name(s) for s in services] if services else [None]
+    resumed = [name for service in names for name in ctx.platform.resume(service)]
+    closed = [
+        w
+        for service in names
+        for w in close_open_windows(
+            ctx.run_dir, service, "rollback resume_services", only_actions=("pause_service",)
+        )
+    ]
+    return {"resumed": resumed, "windows_closed": len(closed)}
+
+
+def heal_network(
+    services: list[str] | None = None, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Remove every partition and lost-reply rule of `services` (all by default), with what
+    each dropped, also those a crashed action left in place. Healing twice is fine."""
+    ctx = chaos_context(configuration)
+    if ctx.platform.unsupported("partition") and ctx.platform.unsupported("reply_loss"):
+        return {"healed": [], "note": "no network fault can exist on this platform"}
+    names = [service_name(s) for s in services] if services else [None]
+    healed = [f.as_dict() for service in names for f in ctx.platform.heal(service)]
+    closed = [
+        w
+        for service in names
+        for w in close_open_windows(
+            ctx.run_dir, service, "rollback heal_network", only_actions=NETWORK_ACTIONS
+        )
+    ]
+    return {"healed": healed, "windows_closed": len(closed)}
 
 
 def start_service(
@@ -56,6 +101,8 @@ def ensure_stack_ready(
     ctx = chaos_context(configuration)
     names = tuple(service_name(s) for s in (services or SERVICES))
     wait = number(wait_s, "wait_s", minimum=0)
+    resumed = ctx.platform.resume(None)  # a frozen or cut-off service is not ready either
+    healed = [] if ctx.platform.unsupported("partition") else ctx.platform.heal(None)
     status = ctx.platform.status()
     started = []
     for service in names:
@@ -68,7 +115,13 @@ def ensure_stack_ready(
     closed = close_open_windows(
         ctx.run_dir, None, "rollback ensure_stack_ready", skip_actions=MEMORY_ACTIONS
     )
-    return {"started": started, "ready": list(names), "windows_closed": len(closed)}
+    return {
+        "started": started,
+        "resumed": resumed,
+        "healed": [f.as_dict() for f in healed],
+        "ready": list(names),
+        "windows_closed": len(closed),
+    }
 
 
 def _has_replicas(status: list[Any], service: str) -> bool:

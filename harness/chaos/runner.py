@@ -27,7 +27,7 @@ from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
 from chaoslib.loader import load_experiment
 from chaoslib.types import Strategy
 
-from harness.chaos import actions, probes, rollbacks
+from harness.chaos import actions, ambiguous, midrequest, probes, rollbacks
 from harness.chaos.context import CONFIG_KEYS, number, platform_for, service_name
 from harness.chaos.control import journal_path, save_journal
 from harness.chaos.faults import ensure_faults_file
@@ -47,7 +47,7 @@ __all__ = [
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
 CONTROL_MODULE = "harness.chaos.control"
-_MODULES = {m.__name__: m for m in (actions, probes, rollbacks)}
+_MODULES = {m.__name__: m for m in (actions, ambiguous, midrequest, probes, rollbacks)}
 logger = logging.getLogger("chaostoolkit")
 
 
@@ -156,7 +156,7 @@ def _check_arguments(arguments: dict[str, Any]) -> None:
             number(value, name, minimum=1)
         elif name == "fraction":
             number(value, name, minimum=0.01, maximum=0.99)
-        elif name.endswith("_s") or name in ("fill_mb",):
+        elif name.endswith(("_s", "_ms")) or name in ("fill_mb", "replicas"):
             number(value, name, minimum=0)
         elif name == "signal":
             actions._signal(value)

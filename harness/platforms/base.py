@@ -15,6 +15,7 @@ __all__ = [
     "NETWORK_FAULTS",
     "SERVICES",
     "Endpoints",
+    "HeldWork",
     "KillEvidence",
     "NetFault",
     "Partition",
@@ -164,6 +165,22 @@ class ReplyLoss(Protocol):
 
     def heal(self, service: str | None = None) -> list[NetFault]:
         """As `Partition.heal`."""
+
+
+@runtime_checkable
+class HeldWork(Protocol):
+    """Optional: see the work a replica holds unfinished, and kill chosen replicas, so that a
+    kill can be proven to land mid-request."""
+
+    def held_work(self, service: str) -> dict[str, dict[str, Any]]:
+        """Per running replica of `service`, the work it holds and has not finished: requests
+        in its sockets it has not read (HTTP services), entries delivered to it and not
+        acknowledged (the projection); {} for a service where this cannot be seen."""
+
+    def kill_replicas(
+        self, names: list[str], signal: str = "KILL", wait_s: float = 30.0
+    ) -> list[KillEvidence]:
+        """Kill the named replicas and wait for their replacements, as `Platform.kill` does."""
 
 
 @runtime_checkable

@@ -26,14 +26,34 @@ import psutil
 import redis
 from supervisor.xmlrpc import SupervisorTransport
 
+from harness import keys
 from harness.errors import PlatformError, StackAlreadyRunningError, StackNotRunningError
-from harness.platforms.base import SERVICES, Endpoints, KillEvidence, ReplicaStatus
+from harness.platforms.base import (
+    FAULT_PRIMITIVES,
+    NETWORK_FAULTS,
+    SERVICES,
+    Endpoints,
+    KillEvidence,
+    NetFault,
+    PauseEvidence,
+    ReplicaStatus,
+)
 from harness.platforms.local_config import (
     HTTP_SERVICES,
     MAX_REPLICAS,
+    PORT_FIELDS,
     find_binary,
     programs,
     render_supervisord_conf,
+)
+from harness.platforms.local_faults import (
+    NftTable,
+    delete_table,
+    freeze,
+    nft_unsupported,
+    socket_queues,
+    stale_tables,
+    thaw,
 )
 from harness.platforms.preflight import check_ports_free
 from harness.platforms.readiness import http_ready, redis_ready, temporal_ready
@@ -41,30 +61,45 @@ from harness.platforms.stackstate import (
     MARKER,
     StackState,
     kill_processes,
+    live_stack_ids,
     marked_processes,
     orphans,
 )
 from harness.settings import LocalOptions, LocalPorts
 
-__all__ = ["LocalPlatform", "clean_stale_stack"]
+__all__ = ["LocalPlatform", "clean_stale_stack", "local_unsupported"]
 
 _SPAWNED = re.compile(r"spawned: '([^']+)' with pid (\d+)")
 
 
 def clean_stale_stack() -> str | None:
-    """Stop what a crashed harness left behind; say what was cleaned (None when nothing was)."""
+    """Stop what a crashed harness left behind (processes, frozen ones included, and the
+    nftables tables of stacks that no longer run); say what was cleaned (None when nothing was)."""
+    tables = stale_tables(live_stack_ids())
+    for table in tables:
+        delete_table(table)
     state = StackState.load()
     if state and state.supervisord_alive():
-        return None
+        return f"removed {len(tables)} nftables table(s) of crashed runs" if tables else None
     leftovers = orphans()
     if state:
         StackState.clear()
         Path(state.socket).unlink(missing_ok=True)
-    if not leftovers and not state:
+    if not leftovers and not state and not tables:
         return None
     kill_processes(leftovers)
     where = f" of run {state.run_dir}" if state else ""
-    return f"cleaned up a stale stack{where}: stopped {len(leftovers)} leftover process(es)"
+    faults = f" and {len(tables)} nftables table(s)" if tables else ""
+    return f"cleaned up a stale stack{where}: stopped {len(leftovers)} leftover process(es){faults}"
+
+
+def local_unsupported(fault: str) -> str | None:
+    """Why the fault primitive `fault` cannot run on the local platform here, or None."""
+    if fault == "pause":
+        return None  # signals to our own children
+    if fault in NETWORK_FAULTS:
+        return nft_unsupported()
+    return f"unknown fault primitive {fault!r}; one of: {', '.join(FAULT_PRIMITIVES)}"
 
 
 class LocalPlatform:
@@ -200,7 +235,10 @@ class LocalPlatform:
         return bool(state and state.stack_id == self.stack_id and state.supervisord_alive())
 
     def down(self) -> None:
-        """Stop every process, then sweep anything still carrying this stack's marker."""
+        """Undo every fault (frozen processes, the nftables table), stop every process, then
+        sweep anything still carrying this stack's marker."""
+        self.resume()
+        self.heal()
         pid = self._supervisord_pid
         if pid and psutil.pid_exists(pid):
             with contextlib.suppress(OSError, xmlrpc.client.Error):
@@ -317,6 +355,21 @@ class LocalPlatform:
         if not running:
             raise PlatformError(f"no running replica of {service!r} to kill")
         chosen = random.sample(running, min(count, len(running)))
+        return self._kill(service, chosen, signal, wait_s)
+
+    def kill_replicas(
+        self, names: list[str], signal: str = "KILL", wait_s: float = 30.0
+    ) -> list[KillEvidence]:
+        replicas = {r.name: r for r in self.status()}
+        missing = [n for n in names if n not in replicas or not replicas[n].pid]
+        if missing:
+            raise PlatformError(f"no running replica named {missing[0]!r} to kill")
+        chosen = [replicas[n] for n in names]
+        return self._kill(chosen[0].service, chosen, signal, wait_s)
+
+    def _kill(
+        self, service: str, chosen: list[ReplicaStatus], signal: str, wait_s: float
+    ) -> list[KillEvidence]:
         for replica in chosen:
             self._rpc().supervisor.signalProcess(replica.name, signal)
         deadline = time.monotonic() + wait_s
@@ -411,6 +464,96 @@ class LocalPlatform:
 
     def http_services(self) -> tuple[str, ...]:
         return HTTP_SERVICES
+
+    # -- ambiguous faults (Pause, Partition, ReplyLoss) ------------------------------------
+
+    def unsupported(self, fault: str) -> str | None:
+        return local_unsupported(fault)
+
+    def _pids_of(self, service: str) -> dict[str, int]:
+        """Running replicas of `service` and their pids, straight from supervisord (cheap
+        enough to flap a pause every few hundred milliseconds)."""
+        if service not in SERVICES:
+            raise PlatformError(f"unknown service {service!r}; one of: {', '.join(SERVICES)}")
+        return {
+            info["name"]: info["pid"]
+            for info in self._rpc().supervisor.getAllProcessInfo()
+            if self._service_of(info["name"]) == service
+            and info["statename"] == "RUNNING"
+            and info["pid"]
+        }
+
+    def pause(self, service: str, count: int | None = None) -> list[PauseEvidence]:
+        running = self._pids_of(service)
+        if not running:
+            raise PlatformError(f"no running replica of {service!r} to pause")
+        names = sorted(running)
+        if count is not None:
+            names = sorted(random.sample(names, min(count, len(names))))
+        found = []
+        for name in names:
+            seen = freeze(running[name])
+            found.append(PauseEvidence(name, str(running[name]), seen["stopped"], seen))
+        return found
+
+    def resume(self, service: str | None = None) -> list[str]:
+        if service is None:  # every frozen process of this stack, found by its marker
+            procs = marked_processes(self.stack_id)
+            names = {p.pid: str(p.pid) for p in procs}
+        else:
+            pids = self._pids_of(service)
+            procs = [psutil.Process(pid) for pid in pids.values() if psutil.pid_exists(pid)]
+            names = {pid: name for name, pid in pids.items()}
+        return [names.get(pid, str(pid)) for pid in thaw(procs)]
+
+    def held_work(self, service: str) -> dict[str, dict[str, Any]]:
+        pids = self._pids_of(service)
+        if service == "projection":
+            return {name: self._pending_entries(name) for name in pids}
+        if service in HTTP_SERVICES:
+            port = self._ports_of(service)[0]
+            return {name: {**socket_queues(pid, port), "port": port} for name, pid in pids.items()}
+        return {}
+
+    def _pending_entries(self, consumer: str) -> dict[str, Any]:
+        """Entries delivered to the projection replica `consumer` and not acknowledged."""
+        try:
+            pending = self.redis(
+                "XPENDING", keys.EVENTS, keys.PROJECTION_GROUP, "-", "+", "5", consumer
+            )
+        except redis.RedisError as exc:
+            return {"pending_entries": 0, "error": f"{type(exc).__name__}: {exc}"}
+        return {"pending_entries": len(pending), "entries": [p[0] for p in pending]}
+
+    def _ports_of(self, service: str) -> tuple[int, ...]:
+        field = PORT_FIELDS.get(service)
+        if field is None:
+            raise PlatformError(
+                f"{service!r} has no port of its own to cut off; cut it off from what it calls "
+                "instead (redis, temporal, payment-service, inventory-service, notification-service)"
+            )
+        return (getattr(self.ports, field),)
+
+    def _net_fault(self, kind: str, service: str) -> NetFault:
+        why = nft_unsupported()
+        if why:
+            raise PlatformError(why)
+        return NftTable(self.stack_id).add(kind, service, self._ports_of(service))
+
+    def partition(self, service: str) -> NetFault:
+        return self._net_fault("partition", service)
+
+    def lose_replies(self, service: str) -> NetFault:
+        return self._net_fault("reply_loss", service)
+
+    def net_faults(self) -> list[NetFault]:
+        """The network faults in place now, with what each dropped so far."""
+        return NftTable(self.stack_id).faults() if nft_unsupported() is None else []
+
+    def heal(self, service: str | None = None) -> list[NetFault]:
+        if nft_unsupported() is not None:
+            return []
+        return NftTable(self.stack_id).remove(service)
 
 
 def _tail(path: Path, lines: int = 20) -> str:

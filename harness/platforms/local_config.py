@@ -34,6 +34,10 @@ _PYTHON_SERVICES: dict[str, tuple[str, str | None, int]] = {
     "projection": ("system_under_test.projection", None, 50),
 }
 HTTP_SERVICES = tuple(s for s, (_, port, _) in _PYTHON_SERVICES.items() if port)
+# service → the field of LocalPorts it listens on (what a partition or a lost reply cuts)
+PORT_FIELDS = {"redis": "redis", "temporal": "temporal"} | {
+    s: port for s, (_, port, _) in _PYTHON_SERVICES.items() if port
+}
 MAX_REPLICAS = 10
 
 _INSTALL_HINTS = {

@@ -18,7 +18,7 @@ import psutil
 
 from harness.settings import state_dir
 
-__all__ = ["StackState", "kill_processes", "marked_processes", "orphans"]
+__all__ = ["StackState", "kill_processes", "live_stack_ids", "marked_processes", "orphans"]
 
 MARKER = "SAGAQUAKE_STACK_ID"
 
@@ -95,19 +95,33 @@ def _is_supervisord(proc: psutil.Process) -> bool:
     return False
 
 
+def _live_stacks(procs: list[psutil.Process]) -> set[str]:
+    live = set()
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            if _is_supervisord(proc) and proc.status() != psutil.STATUS_ZOMBIE:
+                live.add(_marker(proc))
+    return {m for m in live if m}
+
+
+def live_stack_ids() -> set[str]:
+    """Ids of the stacks whose supervisord runs (on this machine, whatever their state dir)."""
+    return _live_stacks(marked_processes())
+
+
 def orphans() -> list[psutil.Process]:
     """Marked processes whose stack's supervisord is gone: left behind by a crash."""
     procs = marked_processes()
-    live_stacks = {
-        _marker(p) for p in procs if _is_supervisord(p) and p.status() != psutil.STATUS_ZOMBIE
-    }
+    live_stacks = _live_stacks(procs)
     return [p for p in procs if _marker(p) not in live_stacks]
 
 
 def kill_processes(procs: list[psutil.Process], timeout_s: float = 10.0) -> int:
-    """TERM, then KILL what is still there; return how many were stopped."""
+    """TERM, then KILL what is still there; return how many were stopped. A frozen process
+    (a paused fault) is let go first, or it could not handle its TERM."""
     for proc in procs:
         with contextlib.suppress(psutil.Error):
+            proc.resume()
             proc.terminate()
     _, alive = psutil.wait_procs(procs, timeout=timeout_s)
     for proc in alive:

@@ -27,6 +27,7 @@ from harness.chaos.context import CONFIG_KEYS
 from harness.errors import ConfigError, HarnessError
 from harness.load.runner import LoadProgress, LoadResult, load_summary, plan_load, run_load
 from harness.platforms.base import Platform
+from harness.platforms.local import local_unsupported
 from harness.run.drain import count_sagas, drain
 from harness.run.gate import ThresholdResult, evaluate, metrics_from
 from harness.run.progress import Progress, RunState
@@ -63,8 +64,10 @@ def make_platform(kind: str, run_dir: Path) -> Platform:
     raise ConfigError(f"unknown platform {kind!r}; use local or k8s")
 
 
-def check_suite(suite: Suite, processes: int | None = None) -> Any:
-    """Everything checked before anything starts: the profile and every experiment."""
+def check_suite(suite: Suite, processes: int | None = None, platform_kind: str = "local") -> Any:
+    """Everything checked before anything starts: the profile, every experiment, and (locally)
+    that every fault primitive the experiments use can run on this machine."""
+    from harness.chaos.control import primitives_needed
     from harness.chaos.runner import check_experiment, load_experiment_file
 
     plan = plan_load(
@@ -79,6 +82,14 @@ def check_suite(suite: Suite, processes: int | None = None) -> Any:
             )
         except ConfigError as exc:
             raise ConfigError(f"{suite.source}: experiment {scheduled.name!r}: {exc}") from None
+        if platform_kind == "local":  # on Kubernetes the cluster answers, once it is reached
+            for primitive in primitives_needed(experiment):
+                why = local_unsupported(primitive)
+                if why:
+                    raise ConfigError(
+                        f"{suite.source}: experiment {scheduled.name!r} needs "
+                        f"{primitive.replace('_', ' ')}, which cannot run here: {why}"
+                    )
     return plan
 
 
@@ -139,7 +150,7 @@ def run_suite(
     processes: int | None = None,
     run_dir: Path | None = None,
 ) -> RunOutcome:
-    plan = check_suite(suite, processes)
+    plan = check_suite(suite, processes, platform_kind)
     run_dir = run_dir or new_run_dir(suite.name)
     update_run_json(
         run_dir,
@@ -373,12 +384,19 @@ class _sigint_deferred:
 
 
 def _roll_back_faults(kind: str, run_dir: Path, progress: Progress) -> None:
-    """Undo what an interrupted experiment may have left: memory limit, stopped services."""
+    """Undo what an interrupted experiment may have left: frozen processes, network rules,
+    memory limit, stopped services."""
     from harness.chaos.faults import close_open_windows
-    from harness.chaos.rollbacks import ensure_stack_ready, restore_redis_maxmemory
+    from harness.chaos.rollbacks import (
+        ensure_stack_ready,
+        heal_network,
+        restore_redis_maxmemory,
+        resume_services,
+    )
 
     configuration = {"sagaquake_platform": kind, "sagaquake_run_dir": str(run_dir)}
-    for step in (restore_redis_maxmemory, ensure_stack_ready):
+    # frozen and cut-off services first: a frozen Redis could not have its limit restored
+    for step in (resume_services, heal_network, restore_redis_maxmemory, ensure_stack_ready):
         try:
             step(configuration=configuration)
         except Exception as exc:
