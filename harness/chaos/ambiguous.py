@@ -37,7 +37,15 @@ from harness.chaos.observe import reader
 from harness.errors import ConfigError
 from harness.platforms.base import Endpoints
 
-__all__ = ["lose_replies", "partition_service", "pause_service", "primitive_of", "round_trip"]
+__all__ = [
+    "ACTION_PRIMITIVES",
+    "flap_cycle",
+    "lose_replies",
+    "partition_service",
+    "pause_service",
+    "primitive_of",
+    "round_trip",
+]
 
 # what each action needs from the platform (Platform.unsupported), so the control can refuse an
 # experiment before anything starts
@@ -70,17 +78,11 @@ def pause_service(
     """Freeze `replicas` of the replicas of `service` (0: all) for `duration_s` production seconds, or,
     with `flap_paused_ms` and `flap_every_ms`, freeze them that long out of every period (a
     slow dependency). Proof: the kernel reports them stopped, and a request connects and hangs."""
-    ctx = chaos_context(configuration)
     service = service_name(service)
-    _require(ctx, "pause")
     n = int(number(replicas, "replicas", minimum=0)) or None
-    paused_ms = number(flap_paused_ms, "flap_paused_ms", minimum=0)
-    every_ms = number(flap_every_ms, "flap_every_ms", minimum=0)
-    if paused_ms and not 0 < paused_ms < every_ms:
-        raise ConfigError(
-            f"flap_paused_ms={flap_paused_ms!r} must be above 0 and below "
-            f"flap_every_ms={flap_every_ms!r}"
-        )
+    paused_ms, every_ms = flap_cycle(flap_paused_ms, flap_every_ms)
+    ctx = chaos_context(configuration)
+    _require(ctx, "pause")
     hold = ctx.wall_s(duration_s)
     mode = f"flap {paused_ms:g} ms of every {every_ms:g} ms" if paused_ms else "hang"
     window = FaultWindow(
@@ -104,6 +106,17 @@ def pause_service(
         finally:  # also on Ctrl-C or a safeguard abort: the pause ends here
             window.evidence["resumed"] = ctx.platform.resume(service)
     return window.record
+
+
+def flap_cycle(paused_ms: Any, every_ms: Any) -> tuple[float, float]:
+    """The flap's (paused, period) in milliseconds; (0, 0) for a plain hang."""
+    paused = number(paused_ms, "flap_paused_ms", minimum=0)
+    every = number(every_ms, "flap_every_ms", minimum=0)
+    if (paused or every) and not 0 < paused < every:
+        raise ConfigError(
+            f"flap_paused_ms={paused_ms!r} must be above 0 and below flap_every_ms={every_ms!r}"
+        )
+    return paused, every
 
 
 def partition_service(

@@ -162,6 +162,8 @@ def _check_arguments(arguments: dict[str, Any]) -> None:
             actions._signal(value)
         elif name == "mode" and value not in ("lower", "fill"):
             raise ConfigError(f"argument mode={value!r} is not one of: lower, fill")
+    if "flap_paused_ms" in arguments or "flap_every_ms" in arguments:
+        ambiguous.flap_cycle(arguments.get("flap_paused_ms", 0), arguments.get("flap_every_ms", 0))
 
 
 def _with_control(experiment: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from typing import Any
 
 import psutil
@@ -60,20 +61,23 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
-def freeze(pid: int) -> dict[str, Any]:
-    """SIGSTOP `pid` and its children; return what the kernel then says of each."""
+def freeze(pid: int, wait_s: float = 1.0) -> dict[str, Any]:
+    """SIGSTOP `pid` and its children; return what the kernel then says of each (a signal is
+    delivered asynchronously: wait up to `wait_s` for every one to show as stopped)."""
     procs = _tree(pid)
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             proc.send_signal(signal.SIGSTOP)
-    states = {}
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            states[proc.pid] = proc.status()
-    return {
-        "pids": sorted(states),
-        "stopped": bool(states) and all(s == psutil.STATUS_STOPPED for s in states.values()),
-    }
+    deadline = time.monotonic() + wait_s
+    while True:
+        states = {}
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                states[proc.pid] = proc.status()
+        stopped = bool(states) and all(s == psutil.STATUS_STOPPED for s in states.values())
+        if stopped or time.monotonic() >= deadline:
+            return {"pids": sorted(states), "stopped": stopped}
+        time.sleep(0.005)
 
 
 def frozen(procs: list[psutil.Process]) -> list[psutil.Process]:

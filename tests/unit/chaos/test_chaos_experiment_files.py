@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from harness.chaos.control import primitives_needed
 from harness.chaos.runner import (
     EXPERIMENTS_DIR,
     list_experiments,
@@ -24,14 +25,28 @@ from harness.errors import ConfigError
 pytestmark = pytest.mark.unit
 
 EXPECTED = [
+    "inventory-lost-replies",
+    "kill-inventory-mid-request",
+    "kill-notification-mid-request",
+    "kill-order-service-mid-request",
     "kill-payment-pods",
+    "kill-projection-mid-request",
     "kill-saga-workers",
+    "notification-lost-replies",
     "notification-outage",
+    "payment-hang",
+    "payment-lost-replies",
     "payment-outage",
+    "redis-lost-replies",
     "redis-memory-exhaustion",
+    "redis-partition",
     "redis-restart",
+    "slow-redis",
+    "temporal-outage",
+    "temporal-partition",
     "temporal-restart",
 ]
+ACTION_MODULES = ("harness.chaos.actions", "harness.chaos.ambiguous", "harness.chaos.midrequest")
 CHAOS = Path(sys.executable).parent / "chaos"
 
 
@@ -81,7 +96,11 @@ def test_every_experiment_keeps_the_house_rules(name: str) -> None:
     assert experiment["steady-state-hypothesis"]["probes"]
     assert experiment["rollbacks"], "every experiment puts the stack back"
     actions = [a for a in experiment["method"] if a["type"] == "action"]
-    assert actions and all(a["provider"]["module"] == "harness.chaos.actions" for a in actions)
+    assert actions and all(a["provider"]["module"] in ACTION_MODULES for a in actions)
+    rollbacks = {r["provider"]["func"] for r in experiment["rollbacks"]}
+    assert "ensure_stack_ready" in rollbacks, "the last safety net: every service up and ready"
+    if primitives_needed(experiment):  # a frozen process or a network rule has its own undo
+        assert rollbacks & {"resume_services", "heal_network"}, rollbacks
 
 
 def write(tmp_path: Path, experiment: dict, name: str = "broken.yaml") -> Path:
