@@ -208,6 +208,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def _truthy(value: object) -> bool:
+    """A flag that may come from its environment variable as text: 1, true, yes, on."""
+    return value is True or str(value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cmd_selftest(args: argparse.Namespace) -> int:
+    from harness.selftest import SelftestOptions, list_catalogue, run_selftest
+
+    only = [n.strip() for n in str(args.only or "").split(",") if n.strip()]
+    options = SelftestOptions(
+        only=only,
+        quick=_truthy(args.quick),
+        control=not _truthy(args.no_control),
+        keep_copies=_truthy(args.keep_copies),
+        catalogue=Path(args.catalogue) if args.catalogue else None,
+    )
+    if _truthy(args.list):
+        return list_catalogue(options, console)
+    signal.signal(signal.SIGTERM, _terminate)  # a cancelled CI job: clean up as for Ctrl-C
+    return run_selftest(options, console)
+
+
 # -- wiring -----------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -341,6 +363,53 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         help="Locust processes (default: the suite's)",
     )
     commands["run"] = cmd_run
+
+    selftest = sub.add_parser(
+        "selftest",
+        help="plant each mutation of scenarios/mutations in a copy of the system; the gate must catch it",
+    )
+    _flag(
+        selftest,
+        "--only",
+        env="SAGAQUAKE_SELFTEST_ONLY",
+        metavar="NAME",
+        help="run only this mutation (several: comma-separated)",
+    )
+    _flag(
+        selftest,
+        "--quick",
+        env="SAGAQUAKE_SELFTEST_QUICK",
+        action="store_true",
+        help="only the mutations marked quick (the CI subset)",
+    )
+    _flag(
+        selftest,
+        "--no-control",
+        env="SAGAQUAKE_SELFTEST_NO_CONTROL",
+        action="store_true",
+        help="skip the unmutated control runs (then the exit code is 2 at best)",
+    )
+    _flag(
+        selftest,
+        "--keep-copies",
+        env="SAGAQUAKE_SELFTEST_KEEP_COPIES",
+        action="store_true",
+        help="keep the mutated copies of the project (in the temp folder)",
+    )
+    _flag(
+        selftest,
+        "--catalogue",
+        env="SAGAQUAKE_SELFTEST_CATALOGUE",
+        help="folder of mutation files (default: scenarios/mutations)",
+    )
+    _flag(
+        selftest,
+        "--list",
+        env="SAGAQUAKE_SELFTEST_LIST",
+        action="store_true",
+        help="list the catalogue and exit",
+    )
+    commands["selftest"] = cmd_selftest
     return parser, commands
 
 
