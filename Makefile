@@ -79,6 +79,12 @@ locust-ui: setup
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
 
+# Every mutation of scenarios/mutations planted in a copy of the system: the gate must catch each
+# while the unmutated system passes (docs/selftest.md). `sagaquake selftest --quick` is the CI subset.
+.PHONY: selftest
+selftest: setup
+	$(BIN)/sagaquake selftest
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
 
