@@ -33,7 +33,7 @@ import redis.exceptions
 from harness import keys
 from harness.chaos.context import ChaosContext, chaos_context, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow
-from harness.chaos.observe import reader
+from harness.chaos.observe import ledger_watch, reader
 from harness.errors import ConfigError
 from harness.platforms.base import Endpoints
 
@@ -322,12 +322,17 @@ def _latency(samples: list[tuple[str, float]]) -> dict[str, Any]:
 
 
 def _activity(ctx: ChaosContext, since_ms: int) -> dict[str, Any]:
-    """Events appended since `since_ms`, by type: what the system still did under the fault."""
+    """What the system still did under the fault since `since_ms`: orders the API accepted (the
+    run's client ledgers) and events appended, by type (were new orders placed and reserved?)."""
+    accepted = ledger_watch(ctx.run_dir).acceptance(time.time() - since_ms / 1000)
     try:
         entries = reader(ctx.platform.endpoints()).xrange(keys.EVENTS, min=since_ms)
     except redis.exceptions.RedisError as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
-    return dict(sorted(Counter(str(f.get("type")) for _, f in entries).items()))
+        events: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
+    else:
+        events = dict(sorted(Counter(str(f.get("type")) for _, f in entries).items()))
+    return {"accepted": accepted["ok"], "not_accepted": accepted["requests"] - accepted["ok"],
+            "events": events}  # fmt: skip
 
 
 def _unheard(ctx: ChaosContext, service: str, since_ms: int) -> dict[str, Any]:

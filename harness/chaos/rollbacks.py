@@ -13,7 +13,7 @@ from typing import Any
 from harness.chaos.context import chaos_context, number, service_name
 from harness.chaos.faults import close_open_windows
 from harness.chaos.redis_memory import restore_memory
-from harness.platforms.base import SERVICES
+from harness.platforms.base import NETWORK_FAULTS, SERVICES, Partition, Pause, ReplyLoss
 
 __all__ = [
     "ensure_stack_ready",
@@ -41,6 +41,8 @@ def resume_services(
     """Let every frozen replica of `services` (all by default) go again (SIGCONT), also those a
     crashed action left frozen, and close their pause windows."""
     ctx = chaos_context(configuration)
+    if not isinstance(ctx.platform, Pause):
+        return {"resumed": [], "note": "no process can be frozen on this platform"}
     names = [service_name(s) for s in services] if services else [None]
     resumed = [name for service in names for name in ctx.platform.resume(service)]
     closed = [
@@ -59,7 +61,7 @@ def heal_network(
     """Remove every partition and lost-reply rule of `services` (all by default), with what
     each dropped, also those a crashed action left in place. Healing twice is fine."""
     ctx = chaos_context(configuration)
-    if ctx.platform.unsupported("partition") and ctx.platform.unsupported("reply_loss"):
+    if not _can_heal(ctx.platform):
         return {"healed": [], "note": "no network fault can exist on this platform"}
     names = [service_name(s) for s in services] if services else [None]
     healed = [f.as_dict() for service in names for f in ctx.platform.heal(service)]
@@ -101,8 +103,9 @@ def ensure_stack_ready(
     ctx = chaos_context(configuration)
     names = tuple(service_name(s) for s in (services or SERVICES))
     wait = number(wait_s, "wait_s", minimum=0)
-    resumed = ctx.platform.resume(None)  # a frozen or cut-off service is not ready either
-    healed = [] if ctx.platform.unsupported("partition") else ctx.platform.heal(None)
+    # a frozen or cut-off service is not ready either
+    resumed = ctx.platform.resume(None) if isinstance(ctx.platform, Pause) else []
+    healed = ctx.platform.heal(None) if _can_heal(ctx.platform) else []
     status = ctx.platform.status()
     started = []
     for service in names:
@@ -122,6 +125,13 @@ def ensure_stack_ready(
         "ready": list(names),
         "windows_closed": len(closed),
     }
+
+
+def _can_heal(platform: Any) -> bool:
+    """Whether the platform has network faults that could be in place (a rule, a policy)."""
+    return isinstance(platform, Partition | ReplyLoss) and not all(
+        platform.unsupported(kind) for kind in NETWORK_FAULTS
+    )
 
 
 def _has_replicas(status: list[Any], service: str) -> bool:

@@ -499,7 +499,9 @@ class LocalPlatform:
     def resume(self, service: str | None = None) -> list[str]:
         if service is None:  # every frozen process of this stack, found by its marker
             procs = marked_processes(self.stack_id)
-            names = {p.pid: str(p.pid) for p in procs}
+            names = {}
+            with contextlib.suppress(OSError, xmlrpc.client.Error):  # supervisord may be gone
+                names = {i["pid"]: i["name"] for i in self._rpc().supervisor.getAllProcessInfo()}
         else:
             pids = self._pids_of(service)
             procs = [psutil.Process(pid) for pid in pids.values() if psutil.pid_exists(pid)]

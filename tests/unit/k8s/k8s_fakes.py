@@ -3,8 +3,10 @@
 It is the seam `harness.platforms.kubernetes.Clients` offers, not a model of a server: a few
 controllers' worth of behaviour (replace a deleted pod, follow the replica count, turn a pod
 ready after a delay) on a fake clock, returning real kubernetes.client model objects. It records
-every call by client ("admin" or "chaos") and method name, from which `permission` derives the
-RBAC each call needs. Real-cluster behaviour is tested in tests/k8s.
+every call by client ("admin" or "chaos") and method name, from which `permissions` derives the
+RBAC each call needs; with `chaos_rbac` set, a chaos call the Role does not cover is refused
+with 403, as the API server would. The fault APIs (network policies, Chaos Mesh, access reviews,
+exec) are in k8s_fault_fakes.py. Real-cluster behaviour is tested in tests/k8s.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from kubernetes import client as k8s
 
 from harness.platforms.k8s_api import Clients
+from harness.platforms.k8s_checks import ALWAYS_GRANTED, Permission
 
 NS = "sagaquake"
 _RESOURCES = {
@@ -25,20 +28,39 @@ _RESOURCES = {
     "stateful_set": ("apps", "statefulsets"),
     "service": ("", "services"),
     "event": ("", "events"),
+    "network_policy": ("networking.k8s.io", "networkpolicies"),
 }
 _VERBS = {"read": "get", "list": "list", "delete": "delete", "patch": "patch", "create": "create"}
+_SPECIAL: dict[str, frozenset[Permission]] = {
+    # a websocket exec is authorized as create (and get, before Kubernetes 1.31's websocket checks)
+    "connect_get_namespaced_pod_exec": frozenset(
+        {("", "pods/exec", "create"), ("", "pods/exec", "get")}
+    ),
+    "create_self_subject_access_review": ALWAYS_GRANTED,
+}
 
 
-def permission(method: str) -> tuple[str, str, str]:
+def permission(method: str) -> Permission:
     """The RBAC a kubernetes-client method needs: patch_namespaced_stateful_set_scale →
-    ("apps", "statefulsets/scale", "patch")."""
+    ("apps", "statefulsets/scale", "patch"); custom objects are recorded with their resource,
+    list_namespaced_custom_object:chaos-mesh.org/networkchaos → ("chaos-mesh.org",
+    "networkchaos", "list")."""
+    method, _, custom = method.partition(":")
     verb, _, rest = method.partition("_namespaced_")
+    if custom:
+        group, _, plural = custom.partition("/")
+        return group, plural, _VERBS[verb]
     sub = ""
     for suffix in ("_scale", "_log", "_status"):
         if rest.endswith(suffix):
             rest, sub = rest.removesuffix(suffix), "/" + suffix[1:]
     group, resource = _RESOURCES[rest]
     return group, resource + sub, _VERBS[verb]
+
+
+def permissions(method: str) -> frozenset[Permission]:
+    """Every permission a method needs (exec needs two)."""
+    return _SPECIAL.get(method) or frozenset({permission(method)})
 
 
 class ApiError(Exception):
@@ -59,11 +81,15 @@ class FakePod:
     deleting_at: float | None = None  # removed at this time (terminating until then)
     restarts: int = 0
     reason: str | None = None
+    stopped: bool = False  # its app got a SIGSTOP (and no SIGCONT since)
 
 
 @dataclass
 class FakeCluster:
-    """Services → (kind, replicas). Time moves only through `sleep`."""
+    """Services → (kind, replicas). Time moves only through `sleep`. `chaos_rbac`: what the
+    chaos identity may do (None: anything). `share_pid`: the pods share their process namespace
+    (else the app is PID 1 and ignores SIGSTOP). `crds`: custom resources the cluster serves;
+    Chaos Mesh injects a NetworkChaos after `inject_delay` (never unless `injects`)."""
 
     spec: dict[str, tuple[str, int]]
     ready_delay: float = 2.0
@@ -76,6 +102,16 @@ class FakeCluster:
     namespace_phase: str | None = "Active"
     applied: list[dict[str, Any]] = field(default_factory=list)
     last_grace: int | None = -1  # grace_period_seconds of the last pod deletion (None: default)
+    chaos_rbac: set[Permission] | None = None
+    share_pid: bool = True
+    crds: set[str] = field(default_factory=set)
+    injects: bool = True
+    inject_delay: float = 1.5
+    recover_delay: float = 1.0
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    chaos: dict[str, dict[str, Any]] = field(default_factory=dict)  # NetworkChaos by name
+    execs: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (who, pod, argv)
+    reviews: list[Permission] = field(default_factory=list)  # access reviews asked
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -105,6 +141,12 @@ class FakeCluster:
         )
 
     def reconcile(self) -> None:
+        for name, entry in list(self.chaos.items()):  # Chaos Mesh's finalizer is done
+            if (
+                entry.get("deleted") is not None
+                and entry["deleted"] + self.recover_delay <= self.now
+            ):
+                del self.chaos[name]
         for uid, pod in list(self.pods.items()):
             if pod.deleting_at is not None and pod.deleting_at <= self.now:
                 del self.pods[uid]
@@ -187,8 +229,9 @@ class FakeCluster:
         ]
         status = {"replicas": len(mine), "readyReplicas": len(ready), "updatedReplicas": len(mine),
                   "availableReplicas": len(ready), "observedGeneration": 1}  # fmt: skip
+        template = {"spec": {"shareProcessNamespace": self.share_pid}}
         return {"kind": kind, "metadata": {"name": service, "generation": 1},
-                "spec": {"replicas": want}, "status": status}  # fmt: skip
+                "spec": {"replicas": want, "template": template}, "status": status}  # fmt: skip
 
 
 class _Recorder:
@@ -196,7 +239,15 @@ class _Recorder:
         self.cluster, self.who = cluster, who
 
     def _record(self, method: str) -> None:
+        """Record the call; refuse it (403) when the chaos identity's Role does not cover it."""
         self.cluster.calls.append((self.who, method))
+        rbac = self.cluster.chaos_rbac
+        if (
+            self.who == "chaos"
+            and rbac is not None
+            and not permissions(method) <= rbac | ALWAYS_GRANTED
+        ):
+            raise ApiError(403, "Forbidden")
 
 
 def _matches(labels: dict[str, str], selector: str | None) -> bool:
@@ -283,6 +334,22 @@ class FakeCoreV1Api(_Recorder):
         self._record("list_namespaced_event")
         return k8s.CoreV1EventList(items=[])
 
+    def connect_get_namespaced_pod_exec(
+        self, name: str, namespace: str, command: list[str], **_: Any
+    ) -> str:
+        """The exec a `stream(...)` call makes, run by a shell that knows our commands."""
+        from k8s_fault_fakes import run_shell
+
+        self._record("connect_get_namespaced_pod_exec")
+        self.cluster.execs.append((self.who, name, list(command)))
+        pod = next(
+            (p for p in self.cluster.pods.values() if p.name == name and p.deleting_at is None),
+            None,
+        )
+        if pod is None:
+            raise ApiError(404, "Not Found")
+        return run_shell(self.cluster, pod, command)
+
 
 class FakeAppsV1Api(_Recorder):
     def _scale(self, method: str, name: str) -> k8s.V1Scale:
@@ -337,6 +404,18 @@ STACK: dict[str, tuple[str, int]] = {
 
 
 def fake_clients(cluster: FakeCluster, server: str = "https://127.0.0.1:41234") -> Clients:
+    from k8s_fault_fakes import FakeAuthorizationV1Api, FakeCustomObjectsApi, FakeNetworkingV1Api
+
+    def exec_as(who: str) -> Any:
+        core = FakeCoreV1Api(cluster, who)
+
+        def run(pod: str, command: list[str]) -> str:  # as k8s_api.exec_runner calls it
+            return core.connect_get_namespaced_pod_exec(
+                pod, NS, command=command, stderr=True, stdin=False, stdout=True, tty=False
+            )
+
+        return run
+
     return Clients(
         core=FakeCoreV1Api(cluster, "admin"),
         apps=FakeAppsV1Api(cluster, "admin"),
@@ -345,4 +424,11 @@ def fake_clients(cluster: FakeCluster, server: str = "https://127.0.0.1:41234") 
         apply=cluster.apply,
         server=server,
         context="kind-sagaquake",
+        networking=FakeNetworkingV1Api(cluster, "admin"),
+        custom=FakeCustomObjectsApi(cluster, "admin"),
+        chaos_networking=FakeNetworkingV1Api(cluster, "chaos"),
+        chaos_custom=FakeCustomObjectsApi(cluster, "chaos"),
+        chaos_auth=FakeAuthorizationV1Api(cluster, "chaos"),
+        chaos_exec=exec_as("chaos"),
+        admin_exec=exec_as("admin"),
     )

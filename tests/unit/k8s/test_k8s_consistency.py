@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from harness.platforms import k8s_checks as checks
+from harness.platforms.base import SERVICES
 from harness.platforms.k8s_manifests import OVERLAYS, k8s_dir, pod_templates, render_overlay
 
 pytestmark = pytest.mark.unit
@@ -64,8 +65,10 @@ def test_redis_limit_sits_well_above_maxmemory(docs: list[dict[str, Any]]) -> No
     assert "maxmemory-policy noeviction" in conf and "appendonly yes" in conf
 
 
-def test_chaos_role_allows_exactly_pod_list_delete_and_scaling(docs: list[dict[str, Any]]) -> None:
-    role = next(d for d in docs if d["kind"] == "Role")
+def test_chaos_role_allows_exactly_pods_scaling_policies_and_network_chaos(
+    docs: list[dict[str, Any]],
+) -> None:
+    [role] = [d for d in docs if d["kind"] == "Role"]
     assert checks.role_permissions(role) == {
         ("", "pods", "list"),
         ("", "pods", "delete"),
@@ -73,9 +76,36 @@ def test_chaos_role_allows_exactly_pod_list_delete_and_scaling(docs: list[dict[s
         ("apps", "deployments/scale", "patch"),
         ("apps", "statefulsets/scale", "get"),
         ("apps", "statefulsets/scale", "patch"),
+        ("networking.k8s.io", "networkpolicies", "create"),
+        ("networking.k8s.io", "networkpolicies", "delete"),
+        ("networking.k8s.io", "networkpolicies", "list"),
+        ("chaos-mesh.org", "networkchaos", "create"),
+        ("chaos-mesh.org", "networkchaos", "delete"),
+        ("chaos-mesh.org", "networkchaos", "list"),
     }
     assert not any(p[1] == "pods/exec" for p in checks.role_permissions(role))
     assert not [d for d in docs if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    assert checks.EXEC_ROLE not in {d["metadata"]["name"] for d in docs}  # opt-in only
+
+
+def exec_rbac() -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all((K8S / "base" / "chaos-rbac-exec.yaml").read_text()) if d]
+
+
+def test_the_opt_in_exec_role_grants_exactly_pods_exec_to_chaos(docs: list[dict[str, Any]]) -> None:
+    extra = exec_rbac()
+    assert {d["kind"] for d in extra} == {"Role", "RoleBinding"}
+    [role] = [d for d in extra if d["kind"] == "Role"]
+    assert checks.role_permissions(role) == set(checks.EXEC_PERMISSIONS)
+    assert "chaos-rbac-exec.yaml" not in (K8S / "base" / "kustomization.yaml").read_text()
+    assert checks.check_all(docs + extra) == []  # the platform's pre-flight with the opt-in
+
+
+def test_every_pod_of_the_stack_shares_its_process_namespace(docs: list[dict[str, Any]]) -> None:
+    """So the app is not PID 1 and a pause's SIGSTOP from an exec reaches it."""
+    for workload, spec in pod_templates(docs):
+        name = workload["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"]
+        assert bool(spec.get("shareProcessNamespace")) is (name in SERVICES), name
 
 
 def test_requests_fit_the_nodes_they_are_made_for() -> None:
@@ -248,6 +278,29 @@ def _break_env_name(d: list[dict[str, Any]]) -> None:
     _set_env(d, "SAGAQUAKE_DECLINE_RATIO", "0.1")
 
 
+def _break_share_pid(d: list[dict[str, Any]]) -> None:
+    del _find(d, "Deployment", "payment-service")["spec"]["template"]["spec"][
+        "shareProcessNamespace"
+    ]
+
+
+def _break_role_policies(d: list[dict[str, Any]]) -> None:
+    rules = _find(d, "Role", "sagaquake-chaos")["rules"]
+    rules[:] = [r for r in rules if r["apiGroups"] != ["networking.k8s.io"]]
+
+
+def _break_exec_role_verbs(d: list[dict[str, Any]]) -> None:
+    extra = exec_rbac()
+    _find(extra, "Role", "sagaquake-chaos-exec")["rules"][0]["resources"].append("pods")
+    d += extra
+
+
+def _break_exec_binding(d: list[dict[str, Any]]) -> None:
+    extra = exec_rbac()
+    _find(extra, "RoleBinding", "sagaquake-chaos-exec")["subjects"][0]["name"] = "default"
+    d += extra
+
+
 BREAKS: list[tuple[Callable[[list[dict[str, Any]]], None], Callable[..., list[str]], str]] = [
     (_break_selector, checks.check_selectors, "selector .* matches no Deployment or StatefulSet"),
     (_break_target_port, checks.check_selectors, "targetPort 'web' is not a container port"),
@@ -274,6 +327,10 @@ BREAKS: list[tuple[Callable[[list[dict[str, Any]]], None], Callable[..., list[st
     (_break_config_ref, checks.check_refs, "names ConfigMap 'config', which does not exist"),
     (_break_claim, checks.check_refs, "names claim 'temporal-data', which does not exist"),
     (_break_env_name, checks.check_env_names, "no process reads the variable 'SAGAQUAKE_DECLINE_RATIO'"),
+    (_break_share_pid, checks.check_pods, "'payment-service': set shareProcessNamespace: true"),
+    (_break_role_policies, checks.check_chaos_role, "lacks create on networking.k8s.io/networkpolicies"),
+    (_break_exec_role_verbs, checks.check_exec_role, "grants create on core/pods; it may grant only"),
+    (_break_exec_binding, checks.check_exec_role, "to the ServiceAccount 'sagaquake-chaos' only"),
 ]  # fmt: skip
 
 

@@ -10,13 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_fakes import STACK, ApiError, FakeCluster, FakeCoreV1Api, fake_clients, permission
+from k8s_fakes import STACK, ApiError, FakeCluster, FakeCoreV1Api, fake_clients, permissions
 from kubernetes import client as k8s
 
 from harness.errors import ConfigError, PlatformError
 from harness.platforms.base import SERVICES, Platform
 from harness.platforms.k8s_api import CHAOS_USER
-from harness.platforms.k8s_checks import CHAOS_PERMISSIONS, CHAOSK8S_PERMISSIONS, role_permissions
+from harness.platforms.k8s_checks import (
+    ALWAYS_GRANTED,
+    CHAOS_PERMISSIONS,
+    CHAOSK8S_PERMISSIONS,
+    role_permissions,
+)
 from harness.platforms.k8s_manifests import render_overlay
 from harness.platforms.k8s_pods import (
     PodInfo,
@@ -51,7 +56,10 @@ def make(
 
 
 def chaos_permissions(cluster: FakeCluster) -> set[tuple[str, str, str]]:
-    return {permission(m) for who, m in cluster.calls if who == "chaos"}
+    """What the chaos identity's calls needed, beyond what every identity may do."""
+    return {
+        p for who, m in cluster.calls if who == "chaos" for p in permissions(m)
+    } - ALWAYS_GRANTED
 
 
 # -- the protocol ------------------------------------------------------------------------------
@@ -268,7 +276,19 @@ def test_a_pod_that_cannot_get_its_image_fails_fast_with_the_hint(tmp_path: Path
 
 
 def test_faults_use_only_the_chaos_client_and_exactly_the_roles_permissions(tmp_path: Path) -> None:
-    platform, cluster = make(tmp_path)
+    cluster = FakeCluster(dict(STACK), crds={"networkchaos.chaos-mesh.org"})
+    platform, _ = make(tmp_path, cluster)
+    for fault in ("pause", "partition", "reply_loss"):
+        platform.unsupported(fault)
+    # the pre-flight reads the workloads as you (shareProcessNamespace); faults never act as you
+    assert {m for who, m in cluster.calls if who == "admin"} == {
+        "list_namespaced_deployment",
+        "list_namespaced_stateful_set",
+    }
+    cluster.calls[:] = [c for c in cluster.calls if c[0] == "chaos"]
+    platform.partition("payment-service")
+    platform.lose_replies("order-service")
+    platform.heal(None)
     platform.kill("payment-service")
     platform.kill("redis")
     platform.stop("redis")
