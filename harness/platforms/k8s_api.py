@@ -1,13 +1,16 @@
 """The Kubernetes API as the platform uses it: two identities (you, and the chaos
-ServiceAccount by impersonation), server-side apply, errors turned into PlatformError, and the
-logs of every pod copied out. Kept apart so the platform's decisions can be tested with fakes
-of `Clients` (tests/unit/k8s/k8s_fakes.py).
+ServiceAccount by impersonation), server-side apply, exec in a pod, errors turned into
+PlatformError, and the logs of every pod copied out. Kept apart so the platform's decisions can
+be tested with fakes of `Clients` (tests/unit/k8s/k8s_fakes.py).
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +25,15 @@ __all__ = [
     "FIELD_MANAGER",
     "REQUEST_TIMEOUT_S",
     "Clients",
+    "Exec",
+    "ExecError",
     "api_error",
+    "bearer_configuration",
     "connect",
     "copy_logs",
+    "exec_runner",
     "impersonation_from_env",
+    "service_account_of",
     "status_of",
     "tcp_reachable",
 ]
@@ -33,13 +41,19 @@ __all__ = [
 CHAOS_USER = f"system:serviceaccount:{NAMESPACE}:{CHAOS_ROLE}"
 FIELD_MANAGER = "sagaquake"
 REQUEST_TIMEOUT_S = 15
+_TOKEN_S = 3600  # lifetime of the chaos ServiceAccount's token for exec (TokenRequest, >= 600)
+
+# Run a command in a pod of the stack's namespace: (pod name, argv) → its stdout and stderr.
+Exec = Callable[[str, list[str]], str]
 
 
 @dataclass
 class Clients:
-    """The API objects the platform calls: `core`/`apps` as yourself (apply, observe, logs),
-    `chaos_core`/`chaos_apps` as the chaos identity (every fault). `apply` does one server-side
-    apply. Tests hand the platform fakes of these shapes."""
+    """The API objects the platform calls: `core`/`apps`/`networking`/`custom` as yourself
+    (apply, observe, logs, sweeping up a crashed run's faults), `chaos_*` as the chaos identity
+    (every fault; `chaos_auth` asks what that identity may do). `chaos_exec`/`admin_exec` run a
+    command in a pod as either. `apply` does one server-side apply. Tests hand the platform
+    fakes of these shapes."""
 
     core: Any
     apps: Any
@@ -48,6 +62,13 @@ class Clients:
     apply: Callable[[dict[str, Any]], None]
     server: str
     context: str | None
+    networking: Any = None
+    custom: Any = None
+    chaos_networking: Any = None
+    chaos_custom: Any = None
+    chaos_auth: Any = None
+    chaos_exec: Exec | None = None
+    admin_exec: Exec | None = None
 
 
 def connect(context: str | None = None, impersonate: str | None = CHAOS_USER) -> Clients:
@@ -89,6 +110,10 @@ def connect(context: str | None = None, impersonate: str | None = CHAOS_USER) ->
             _request_timeout=REQUEST_TIMEOUT_S,
         )
 
+    if impersonate and service_account_of(impersonate) is None:
+        chaos_exec: Exec = _refuse_exec(impersonate)
+    else:
+        chaos_exec = exec_runner(admin, service_account_of(impersonate) if impersonate else None)
     return Clients(
         core=client.CoreV1Api(admin),
         apps=client.AppsV1Api(admin),
@@ -97,7 +122,109 @@ def connect(context: str | None = None, impersonate: str | None = CHAOS_USER) ->
         apply=apply,
         server=admin.configuration.host,
         context=name,
+        networking=client.NetworkingV1Api(admin),
+        custom=client.CustomObjectsApi(admin),
+        chaos_networking=client.NetworkingV1Api(chaos),
+        chaos_custom=client.CustomObjectsApi(chaos),
+        chaos_auth=client.AuthorizationV1Api(chaos),
+        chaos_exec=chaos_exec,
+        admin_exec=exec_runner(admin, None),
     )
+
+
+class ExecError(Exception):
+    """An exec that failed, shaped like ApiException where the platform looks (status, reason):
+    the websocket client reports every failure as status 0 with the handshake's status in its
+    text ("Handshake status 403 Forbidden")."""
+
+    def __init__(self, status: int | None, reason: str) -> None:
+        super().__init__(f"({status}) {reason}")
+        self.status, self.reason = status, reason
+
+
+def service_account_of(user: str) -> tuple[str, str] | None:
+    """(namespace, name) of a ServiceAccount's user name system:serviceaccount:<ns>:<name>."""
+    parts = user.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"] and all(parts[2:]):
+        return parts[2], parts[3]
+    return None
+
+
+def bearer_configuration(base: Any, token: str) -> Any:
+    """A copy of a client configuration that authenticates with `token` only: no client
+    certificate (the API server would take the certificate's identity first), no other key."""
+    cfg = copy.deepcopy(base)
+    cfg.cert_file = cfg.key_file = None
+    cfg.username = cfg.password = None
+    cfg.refresh_api_key_hook = None
+    cfg.api_key = {"BearerToken": token}
+    cfg.api_key_prefix = {"BearerToken": "Bearer"}
+    return cfg
+
+
+def exec_runner(admin: Any, service_account: tuple[str, str] | None) -> Exec:
+    """Exec in a pod of the stack as `service_account` (None: as the admin client itself).
+
+    Not by impersonation: the client's websocket sends only the Authorization header
+    (kubernetes/stream/ws_client.py, create_websocket), so an Impersonate-User header would be
+    dropped and the exec would silently run as you. Instead the admin asks for a short-lived
+    token of the ServiceAccount (TokenRequest) and the exec authenticates with it, so the API
+    server checks the ServiceAccount's own Role."""
+    from kubernetes import client
+
+    cached: dict[str, Any] = {}
+
+    def core() -> Any:
+        if service_account is None:
+            return client.CoreV1Api(admin)
+        if cached.get("until", 0.0) <= time.monotonic():
+            namespace, name = service_account
+            body = client.AuthenticationV1TokenRequest(
+                spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=_TOKEN_S)
+            )
+            try:
+                answer = client.CoreV1Api(admin).create_namespaced_service_account_token(
+                    name, namespace, body, _request_timeout=REQUEST_TIMEOUT_S
+                )
+            except Exception as exc:
+                raise api_error(exc, f"get a token of the ServiceAccount {name!r}") from None
+            token = answer.status.token if answer.status else None
+            if not token:
+                raise PlatformError(f"the API gave no token for the ServiceAccount {name!r}")
+            cfg = bearer_configuration(admin.configuration, token)
+            cached.update(core=client.CoreV1Api(client.ApiClient(cfg)),
+                          until=time.monotonic() + _TOKEN_S - 300)  # fmt: skip
+        return cached["core"]
+
+    def run(pod: str, command: list[str]) -> str:
+        from kubernetes import stream
+
+        api = core()
+        try:
+            out = stream.stream(
+                api.connect_get_namespaced_pod_exec, pod, NAMESPACE, command=command,
+                stderr=True, stdin=False, stdout=True, tty=False,
+                _request_timeout=REQUEST_TIMEOUT_S,
+            )  # fmt: skip
+        except Exception as exc:
+            reason = str(getattr(exc, "reason", None) or exc)
+            found = re.search(r"Handshake status (\d{3})", reason)
+            status = int(found[1]) if found else status_of(exc) or None
+            raise ExecError(status, reason.split(" -+-+- ")[0]) from None
+        return str(out)
+
+    return run
+
+
+def _refuse_exec(user: str) -> Exec:
+    def run(pod: str, command: list[str]) -> str:
+        raise PlatformError(
+            f"cannot exec into pod {pod!r} as {user!r}: the kubernetes client drops impersonation "
+            "on exec, so only a ServiceAccount (system:serviceaccount:<namespace>:<name>, by its "
+            "token) or yourself can: set SAGAQUAKE_K8S_IMPERSONATE to one, or to none"
+        )
+
+    return run
 
 
 def impersonation_from_env() -> str | None:

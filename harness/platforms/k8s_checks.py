@@ -23,14 +23,18 @@ from harness.platforms.k8s_manifests import (
 )
 
 __all__ = [
+    "ALWAYS_GRANTED",
     "CHAOSK8S_PERMISSIONS",
     "CHAOS_PERMISSIONS",
     "CHAOS_ROLE",
+    "EXEC_PERMISSIONS",
+    "EXEC_ROLE",
     "Permission",
     "check_all",
     "check_chaos_role",
     "check_env_names",
     "check_env_targets",
+    "check_exec_role",
     "check_experiments",
     "check_images",
     "check_kind_ports",
@@ -48,8 +52,9 @@ __all__ = [
 Permission = tuple[str, str, str]
 
 CHAOS_ROLE = "sagaquake-chaos"
-# What the platform's chaos client calls (kill, stop, start, restart, scale): tests/unit/k8s
-# records the calls it really makes and compares them with this set and with the Role.
+# What the platform's chaos client calls (kill, stop, start, restart, scale, partition, reply
+# loss, heal): tests/unit/k8s records the calls it really makes and compares them with this set
+# and with the Role.
 CHAOS_PERMISSIONS: frozenset[Permission] = frozenset(
     {
         ("", "pods", "list"),
@@ -58,7 +63,24 @@ CHAOS_PERMISSIONS: frozenset[Permission] = frozenset(
         ("apps", "deployments/scale", "patch"),
         ("apps", "statefulsets/scale", "get"),
         ("apps", "statefulsets/scale", "patch"),
+        ("networking.k8s.io", "networkpolicies", "create"),
+        ("networking.k8s.io", "networkpolicies", "delete"),
+        ("networking.k8s.io", "networkpolicies", "list"),
+        ("chaos-mesh.org", "networkchaos", "create"),
+        ("chaos-mesh.org", "networkchaos", "delete"),
+        ("chaos-mesh.org", "networkchaos", "list"),
     }
+)
+# Pause execs `kill -STOP` in the pods: an opt-in second Role (k8s/base/chaos-rbac-exec.yaml,
+# not in the kustomization), so the default chaos identity cannot run commands in pods.
+EXEC_ROLE = "sagaquake-chaos-exec"
+EXEC_PERMISSIONS: frozenset[Permission] = frozenset(
+    {("", "pods/exec", "create"), ("", "pods/exec", "get")}
+)
+# What every authenticated identity may do without a Role of ours (the built-in ClusterRole
+# system:basic-user): ask what it may do. The platform asks before a pause or a network fault.
+ALWAYS_GRANTED: frozenset[Permission] = frozenset(
+    {("authorization.k8s.io", "selfsubjectaccessreviews", "create")}
 )
 # chaostoolkit-kubernetes functions an experiment may call, and what each needs (from its source;
 # a test runs them against a recording fake to keep this honest).
@@ -96,6 +118,7 @@ def check_all(docs: list[dict[str, Any]], image: str = DEFAULT_IMAGE) -> list[st
         *check_pods(docs),
         *check_redis_memory(docs),
         *check_chaos_role(docs, CHAOS_PERMISSIONS),
+        *check_exec_role(docs),
     ]
 
 
@@ -370,7 +393,9 @@ def _probe_target(probe: dict[str, Any] | None) -> str | None:
 
 def check_pods(docs: list[dict[str, Any]]) -> list[str]:
     """Each container of the stack has requests, limits and probes (our Python processes on
-    /readyz and /healthz), runs as non-root, and the pods get no Service-link env vars."""
+    /readyz and /healthz), runs as non-root, and the pods get no Service-link env vars. The
+    stack's pods share their process namespace, so the app is not PID 1 and a pause (SIGSTOP
+    from an exec in the pod) reaches it: PID 1 ignores signals sent from inside its container."""
     problems = []
     for workload, spec in pod_templates(docs):
         labels = _template_labels(workload)
@@ -378,6 +403,11 @@ def check_pods(docs: list[dict[str, Any]]) -> list[str]:
         if spec.get("enableServiceLinks") is not False:
             problems.append(
                 f"{_name(workload)}: set enableServiceLinks: false (LOCUST_*/TEMPORAL_* link vars)"
+            )
+        if ours and spec.get("shareProcessNamespace") is not True:
+            problems.append(
+                f"{_name(workload)}: set shareProcessNamespace: true, or its app runs as PID 1 "
+                "and ignores the SIGSTOP of a pause"
             )
         if not (spec.get("securityContext") or {}).get("runAsNonRoot"):
             problems.append(f"{_name(workload)}: pods must set securityContext.runAsNonRoot")
@@ -478,6 +508,37 @@ def check_chaos_role(docs: list[dict[str, Any]], required: Iterable[Permission])
     if CHAOS_ROLE not in _by_name(docs, "ServiceAccount"):
         problems.append(f"there is no ServiceAccount {CHAOS_ROLE!r}")
     return problems  # fmt: skip
+
+
+def check_exec_role(docs: list[dict[str, Any]]) -> list[str]:
+    """The opt-in exec Role, when present, grants exactly pods/exec create and get in our
+    namespace, to the chaos ServiceAccount and no one else."""
+    role = _by_name(docs, "Role").get(EXEC_ROLE)
+    bindings = [
+        b for b in _of_kind(docs, "RoleBinding") if b.get("roleRef", {}).get("name") == EXEC_ROLE
+    ]
+    if role is None:
+        return [f"RoleBinding {b['metadata']['name']!r} binds the missing Role {EXEC_ROLE!r}"
+                for b in bindings]  # fmt: skip
+    problems = []
+    granted = role_permissions(role)
+    for group, resource, verb in sorted(granted - EXEC_PERMISSIONS):
+        problems.append(
+            f"Role {EXEC_ROLE!r} grants {verb} on {group or 'core'}/{resource}; it may grant "
+            "only pods/exec create and get"
+        )
+    for group, resource, verb in sorted(EXEC_PERMISSIONS - granted):
+        problems.append(f"Role {EXEC_ROLE!r} lacks {verb} on {group or 'core'}/{resource}")
+    wanted = [{"kind": "ServiceAccount", "name": CHAOS_ROLE, "namespace": NAMESPACE}]
+    if not bindings:
+        problems.append(f"no RoleBinding binds Role {EXEC_ROLE!r} to ServiceAccount {CHAOS_ROLE!r}")
+    for b in bindings:
+        if b.get("subjects") != wanted:
+            problems.append(
+                f"RoleBinding {b['metadata']['name']!r} must bind Role {EXEC_ROLE!r} to the "
+                f"ServiceAccount {CHAOS_ROLE!r} only, got {b.get('subjects')!r}"
+            )
+    return problems
 
 
 def check_kind_ports(docs: list[dict[str, Any]], cluster: dict[str, Any]) -> list[str]:

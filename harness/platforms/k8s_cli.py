@@ -1,6 +1,7 @@
-"""`python -m harness.platforms.k8s_cli up|down|status|endpoints|render`: the Kubernetes platform
-from the command line, for `make kind-up`, `make minikube-up` and `make k8s-down` (no kubectl
-needed). `sagaquake up --platform k8s` does the same through the main CLI.
+"""`python -m harness.platforms.k8s_cli up|down|status|endpoints|render|heal`: the Kubernetes
+platform from the command line, for `make kind-up`, `make minikube-up` and `make k8s-down` (no
+kubectl needed). `sagaquake up --platform k8s` does the same through the main CLI. `heal` removes
+every partition and lost-reply object and resumes every frozen pod (what a crashed run left).
 """
 
 from __future__ import annotations
@@ -19,18 +20,26 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return the exit code."""
     parser = argparse.ArgumentParser(prog="python -m harness.platforms.k8s_cli")
-    parser.add_argument("command", choices=("up", "down", "status", "endpoints", "render"))
+    parser.add_argument("command", choices=("up", "down", "status", "endpoints", "render", "heal"))
     parser.add_argument("--context", help="kubeconfig context (default: current)")
     parser.add_argument("--overlay", choices=OVERLAYS)
     parser.add_argument("--image", help=f"image of every container (default {DEFAULT_IMAGE})")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--pod-exec",
+        action="store_true",
+        default=None,
+        help="with up: also let the chaos identity exec into pods, which pause needs "
+        "(k8s/base/chaos-rbac-exec.yaml; env SAGAQUAKE_K8S_POD_EXEC=1)",
+    )
     args = parser.parse_args(argv)
     from harness.settings import state_dir
 
-    platform = KubernetesPlatform(
-        state_dir() / "k8s", context=args.context, overlay=args.overlay, image=args.image
-    )
     try:
+        platform = KubernetesPlatform(
+            state_dir() / "k8s", context=args.context, overlay=args.overlay, image=args.image,
+            pod_exec=args.pod_exec,
+        )  # fmt: skip
         if args.command == "render":
             import yaml
 
@@ -40,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(platform.endpoints().as_dict(), indent=2))
         elif args.command == "down":
             platform.down()
+        elif args.command == "heal":
+            print(json.dumps(platform.sweep(), indent=2))
         elif args.command == "status":
             for r in platform.status():
                 print(

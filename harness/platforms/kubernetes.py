@@ -9,14 +9,17 @@
   pod) does not.
 - Faults act as the ServiceAccount `sagaquake-chaos` (impersonation), so the chaos Role is
   exercised for real: kill = delete pods by label (grace 0 for KILL) and wait for new pod uids;
-  stop/start = scale to 0 and back to the remembered count.
+  stop/start = scale to 0 and back to the remembered count. The ambiguous faults (pause,
+  partition, reply loss) are in k8s_faults.py; `up` and `down` sweep up what a crashed run left.
 - `redis` speaks to Redis over its NodePort (no pods/exec needed).
 
 Configuration (environment): SAGAQUAKE_K8S_CONTEXT (default: the current context),
 SAGAQUAKE_K8S_OVERLAY (kind|minikube; default from the context's name), SAGAQUAKE_K8S_IMAGE
 (default sagaquake:dev), SAGAQUAKE_K8S_NODE_HOST (default: the API server's host),
 SAGAQUAKE_K8S_IMPERSONATE (default: the chaos ServiceAccount; `none` to act as yourself),
-SAGAQUAKE_K8S_DIR (default: the repository's k8s/).
+SAGAQUAKE_K8S_POD_EXEC (default off; `1` makes `up` also apply k8s/base/chaos-rbac-exec.yaml,
+which lets the chaos identity exec into pods, as pause needs), SAGAQUAKE_K8S_DIR (default: the
+repository's k8s/).
 """
 
 from __future__ import annotations
@@ -30,9 +33,17 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import yaml
 
 from harness.errors import ConfigError, HarnessError, PlatformError, StackNotRunningError
-from harness.platforms.base import SERVICES, Endpoints, KillEvidence, ReplicaStatus
+from harness.platforms.base import (
+    SERVICES,
+    Endpoints,
+    KillEvidence,
+    NetFault,
+    PauseEvidence,
+    ReplicaStatus,
+)
 from harness.platforms.k8s_api import (
     REQUEST_TIMEOUT_S,
     Clients,
@@ -44,6 +55,7 @@ from harness.platforms.k8s_api import (
     tcp_reachable,
 )
 from harness.platforms.k8s_checks import check_all
+from harness.platforms.k8s_faults import KubernetesFaults
 from harness.platforms.k8s_manifests import (
     DEFAULT_IMAGE,
     NAME_LABEL,
@@ -51,6 +63,7 @@ from harness.platforms.k8s_manifests import (
     PART_OF,
     PART_OF_LABEL,
     Workload,
+    k8s_dir,
     render_overlay,
     workloads,
 )
@@ -68,7 +81,7 @@ from harness.platforms.k8s_pods import (
     settled,
 )
 
-__all__ = ["HTTP_SERVICES", "WORKLOADS", "KubernetesPlatform"]
+__all__ = ["EXEC_RBAC", "HTTP_SERVICES", "WORKLOADS", "KubernetesPlatform", "pod_exec_from_env"]
 
 HTTP_SERVICES = ("order-service", "payment-service", "inventory-service", "notification-service")
 # service → (workload kind, name); tests/unit/k8s checks it against the manifests.
@@ -80,6 +93,17 @@ _POLL_S = 0.5
 _APPLY_ORDER = ("Namespace", "ServiceAccount", "Role", "RoleBinding", "ConfigMap",
                 "PersistentVolumeClaim", "Service", "StatefulSet", "Deployment")  # fmt: skip
 _SELECTOR = f"{PART_OF_LABEL}={PART_OF}"
+EXEC_RBAC = "base/chaos-rbac-exec.yaml"  # under k8s/: the opt-in Role that lets chaos exec
+
+
+def pod_exec_from_env() -> bool:
+    """SAGAQUAKE_K8S_POD_EXEC: whether `up` grants the chaos identity pods/exec (default no)."""
+    value = os.environ.get("SAGAQUAKE_K8S_POD_EXEC", "").strip().lower()
+    if value in ("", "0", "no", "false", "off"):
+        return False
+    if value in ("1", "yes", "true", "on"):
+        return True
+    raise ConfigError(f"SAGAQUAKE_K8S_POD_EXEC={value!r} is not a yes or no: use 1 or 0")
 
 
 class KubernetesPlatform:
@@ -97,6 +121,7 @@ class KubernetesPlatform:
         image: str | None = None,
         node_host: str | None = None,
         impersonate: str | bool | None = True,
+        pod_exec: bool | None = None,
         clients: Clients | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -118,6 +143,17 @@ class KubernetesPlatform:
         self._clock, self._sleep = clock, sleep
         self._reachable = reachable or tcp_reachable
         self._endpoints: Endpoints | None = None
+        self.pod_exec = pod_exec_from_env() if pod_exec is None else pod_exec
+        self._faults = KubernetesFaults(
+            lambda: self.clients,
+            self.namespace,
+            lambda service, chaos: self._pods(service, chaos=chaos),
+            self._workload_objects,
+            impersonate=self._impersonate,
+            rng=self._rng,
+            clock=clock,
+            sleep=sleep,
+        )
 
     @classmethod
     def attach(cls, run_dir: Path | None = None, **kwargs: Any) -> KubernetesPlatform:
@@ -181,7 +217,18 @@ class KubernetesPlatform:
         self._save_state(state)
 
     def manifests(self) -> list[dict[str, Any]]:
-        return render_overlay(self.overlay, self.image)
+        """The overlay, plus the opt-in exec Role when `pod_exec`."""
+        docs = render_overlay(self.overlay, self.image)
+        if self.pod_exec:
+            path = k8s_dir() / EXEC_RBAC
+            try:
+                docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+            except OSError as exc:
+                raise ConfigError(
+                    f"SAGAQUAKE_K8S_POD_EXEC is on but {str(path)!r} cannot be read ({exc}); "
+                    "set SAGAQUAKE_K8S_DIR to the repository's k8s folder"
+                ) from None
+        return docs
 
     def _workload(self, service: str) -> tuple[str, str]:
         if service not in WORKLOADS:
@@ -242,6 +289,7 @@ class KubernetesPlatform:
                 f"the {self.overlay} overlay is inconsistent:\n  " + "\n  ".join(problems)
             )
         self._wait_namespace_usable()
+        existed = self._namespace_exists()
         state = self._state()
         state.update(
             context=self.clients.context,
@@ -257,6 +305,8 @@ class KubernetesPlatform:
                 self.clients.apply(doc)
             except Exception as exc:
                 raise api_error(exc, f"apply {doc['kind']} {doc['metadata']['name']!r}") from None
+        if existed:  # a crashed run's partition or frozen pod would fail the waits below
+            self._faults.sweep()
         self._endpoints = None
         deadline = self._clock() + timeout_s
         self._wait_rollout(docs, timeout_s)
@@ -354,7 +404,11 @@ class KubernetesPlatform:
                 self._sleep(_POLL_S)
 
     def down(self) -> None:
-        """Delete the namespace (every object and volume of the stack) and wait until it is gone."""
+        """Delete the namespace (every object and volume of the stack) and wait until it is gone.
+        Fault objects and frozen pods go first, so Chaos Mesh takes its rules out and every pod
+        stops on its SIGTERM rather than after its grace period."""
+        if self._namespace_exists():
+            self._faults.sweep()
         core = self.clients.core
         try:
             core.delete_namespace(self.namespace, _request_timeout=REQUEST_TIMEOUT_S)
@@ -584,6 +638,40 @@ class KubernetesPlatform:
 
     def http_services(self) -> tuple[str, ...]:
         return HTTP_SERVICES
+
+    # -- ambiguous faults (k8s_faults.py) ------------------------------------------------------
+
+    def unsupported(self, fault: str) -> str | None:
+        return self._faults.unsupported(fault)
+
+    def pause(self, service: str, count: int | None = None) -> list[PauseEvidence]:
+        """SIGSTOP to the app in `count` random pods of `service` (all when None), from an exec."""
+        self._workload(service)
+        return self._faults.pause(service, count)
+
+    def resume(self, service: str | None = None) -> list[str]:
+        if service is not None:
+            self._workload(service)
+        return self._faults.resume(service)
+
+    def partition(self, service: str) -> NetFault:
+        """A NetworkPolicy denying all ingress to the pods of `service`."""
+        self._workload(service)
+        return self._faults.partition(service)
+
+    def lose_replies(self, service: str) -> NetFault:
+        """A Chaos Mesh NetworkChaos losing every packet the pods of `service` send."""
+        self._workload(service)
+        return self._faults.lose_replies(service)
+
+    def heal(self, service: str | None = None) -> list[NetFault]:
+        if service is not None:
+            self._workload(service)
+        return self._faults.heal(service)
+
+    def sweep(self) -> dict[str, Any]:
+        """As yourself: remove every fault object and resume every pod, whoever left them."""
+        return self._faults.sweep()
 
 
 def _image_hint(image: str) -> str:

@@ -112,7 +112,10 @@ class FakeCustomObjectsApi(_Recorder):
             and self.cluster.now >= entry["created"] + self.cluster.inject_delay
         )
         status = {"conditions": [{"type": "AllInjected", "status": "True" if done else "False"}]}
-        return {**copy.deepcopy(entry["body"]), "status": status}
+        view = {**copy.deepcopy(entry["body"]), "status": status}
+        if entry.get("deleted") is not None:  # its finalizer holds it until the rules are out
+            view["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+        return view
 
     def _live(self) -> dict[str, dict[str, Any]]:
         self.cluster.reconcile()

@@ -26,7 +26,7 @@ from harness.platforms.k8s_api import (
     service_account_of,
 )
 from harness.platforms.k8s_checks import EXEC_ROLE, check_all
-from harness.platforms.k8s_faults import (
+from harness.platforms.k8s_fault_specs import (
     PAUSE_COMMAND,
     RESUME_COMMAND,
     process_states,
@@ -196,3 +196,19 @@ def test_exec_as_a_user_is_refused_with_what_to_set() -> None:
     run = k8s_api._refuse_exec("jane")
     with pytest.raises(PlatformError, match=r"cannot exec into pod 'p' as 'jane'.*IMPERSONATE"):
         run("p", ["true"])
+
+
+def test_cli_renders_the_exec_role_with_pod_exec(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from harness.platforms.k8s_cli import main
+
+    monkeypatch.delenv("SAGAQUAKE_K8S_POD_EXEC", raising=False)
+    assert main(["render", "--overlay", "kind", "--pod-exec"]) == 0
+    names = {d["metadata"]["name"] for d in yaml.safe_load_all(capsys.readouterr().out) if d}
+    assert EXEC_ROLE in names
+    assert main(["render", "--overlay", "kind"]) == 0
+    names = {d["metadata"]["name"] for d in yaml.safe_load_all(capsys.readouterr().out) if d}
+    assert EXEC_ROLE not in names

@@ -17,7 +17,7 @@ from k8s_fault_fakes import chaos_role
 from harness.errors import ConfigError, PlatformError
 from harness.platforms.base import NetFault, Partition, Pause, ReplyLoss
 from harness.platforms.k8s_checks import ALWAYS_GRANTED
-from harness.platforms.k8s_faults import PAUSE_COMMAND, RESUME_COMMAND, network_policy
+from harness.platforms.k8s_fault_specs import PAUSE_COMMAND, RESUME_COMMAND, network_policy
 from harness.platforms.kubernetes import KubernetesPlatform
 
 pytestmark = pytest.mark.unit
@@ -211,6 +211,19 @@ def test_reply_loss_that_chaos_mesh_never_injects_is_deleted_and_reported(tmp_pa
         platform.lose_replies("payment-service")
     assert cluster.chaos == {}
     assert list(cluster.policies) == [POLICY]  # only the reply loss was taken back
+
+
+def test_reply_loss_right_after_a_slow_heal_waits_for_the_old_object(tmp_path: Path) -> None:
+    """A deleted NetworkChaos keeps its AllInjected condition until Chaos Mesh has taken its
+    rules out: a new reply loss must not take that for its own."""
+    platform, cluster = make(tmp_path, crds={CRD}, recover_delay=35.0)
+    platform.lose_replies("payment-service")
+    [healed] = platform.heal("payment-service")
+    assert healed.extra["recovered"] is False  # still on its way out after 30 s
+    fault = platform.lose_replies("payment-service")
+    assert fault.extra["waited_s"] >= 5 + cluster.inject_delay  # the old one went, then ours
+    [entry] = cluster.chaos.values()
+    assert "deleted" not in entry
 
 
 def test_reply_loss_is_unsupported_while_the_role_lacks_network_chaos(tmp_path: Path) -> None:
