@@ -519,13 +519,18 @@ class LocalPlatform:
 
     def _pending_entries(self, consumer: str) -> dict[str, Any]:
         """Entries delivered to the projection replica `consumer` and not acknowledged."""
+        client = redis.Redis.from_url(
+            self.endpoints().redis_url, decode_responses=True, socket_timeout=5
+        )
         try:
-            pending = self.redis(
-                "XPENDING", keys.EVENTS, keys.PROJECTION_GROUP, "-", "+", "5", consumer
+            pending = client.xpending_range(
+                keys.EVENTS, keys.PROJECTION_GROUP, "-", "+", 5, consumername=consumer
             )
         except redis.RedisError as exc:
             return {"pending_entries": 0, "error": f"{type(exc).__name__}: {exc}"}
-        return {"pending_entries": len(pending), "entries": [p[0] for p in pending]}
+        finally:
+            client.close()
+        return {"pending_entries": len(pending), "entries": [p["message_id"] for p in pending]}
 
     def _ports_of(self, service: str) -> tuple[int, ...]:
         field = PORT_FIELDS.get(service)
