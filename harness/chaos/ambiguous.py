@@ -35,7 +35,7 @@ from harness.chaos.context import ChaosContext, chaos_context, number, service_n
 from harness.chaos.faults import FaultNotLanded, FaultWindow
 from harness.chaos.observe import ledger_watch, reader
 from harness.errors import ConfigError
-from harness.platforms.base import Endpoints
+from harness.platforms.base import Endpoints, Partition, Pause, ReplyLoss
 
 __all__ = [
     "ACTION_PRIMITIVES",
@@ -82,7 +82,7 @@ def pause_service(
     n = int(number(replicas, "replicas", minimum=0)) or None
     paused_ms, every_ms = flap_cycle(flap_paused_ms, flap_every_ms)
     ctx = chaos_context(configuration)
-    _require(ctx, "pause")
+    platform = _pausing(ctx)
     hold = ctx.wall_s(duration_s)
     mode = f"flap {paused_ms:g} ms of every {every_ms:g} ms" if paused_ms else "hang"
     window = FaultWindow(
@@ -95,7 +95,7 @@ def pause_service(
             if paused_ms:
                 _flap(ctx, service, n, hold, paused_ms / 1000, every_ms / 1000, window)
             else:
-                evidence = ctx.platform.pause(service, n)
+                evidence = platform.pause(service, n)
                 _prove_paused(window, service, evidence)
                 window.land(
                     paused=[e.as_dict() for e in evidence],
@@ -104,7 +104,7 @@ def pause_service(
                 _hold(hold)
                 window.evidence["during"] = _activity(ctx, since_ms)
         finally:  # also on Ctrl-C or a safeguard abort: the pause ends here
-            window.evidence["resumed"] = ctx.platform.resume(service)
+            window.evidence["resumed"] = platform.resume(service)
     return window.record
 
 
@@ -150,6 +150,13 @@ def _network_fault(
     ctx = chaos_context(configuration)
     service = service_name(service)
     _require(ctx, kind)
+    platform = ctx.platform
+    if kind == "partition" and isinstance(platform, Partition):
+        inject, heal = platform.partition, platform.heal
+    elif kind == "reply_loss" and isinstance(platform, ReplyLoss):
+        inject, heal = platform.lose_replies, platform.heal
+    else:
+        raise ConfigError(f"the {platform.name} platform has no {kind.replace('_', ' ')}")
     hold = ctx.wall_s(duration_s)
     action = "partition_service" if kind == "partition" else "lose_replies"
     window = FaultWindow(
@@ -158,11 +165,7 @@ def _network_fault(
     since_ms = int(time.time() * 1000)
     with window:
         try:
-            fault = (
-                ctx.platform.partition(service)
-                if kind == "partition"
-                else ctx.platform.lose_replies(service)
-            )
+            fault = inject(service)
             expected = "connect timed out" if kind == "partition" else "no answer"
             window.land(fault=fault.as_dict(), request=_expect(ctx, service, expected, window))
             _hold(hold)
@@ -178,13 +181,20 @@ def _network_fault(
                         "never reached the ambiguous window; run it while load runs"
                     )
         finally:  # also on Ctrl-C or a safeguard abort: the network heals here
-            healed = ctx.platform.heal(service)
+            healed = heal(service)
             window.evidence["healed"] = [f.as_dict() for f in healed]
             window.evidence["dropped_packets"] = sum(f.dropped_packets or 0 for f in healed)
     return window.record
 
 
 # -- proof ------------------------------------------------------------------------------------
+
+
+def _pausing(ctx: ChaosContext) -> Pause:
+    _require(ctx, "pause")
+    if not isinstance(ctx.platform, Pause):
+        raise ConfigError(f"the {ctx.platform.name} platform cannot pause a service")
+    return ctx.platform
 
 
 def _require(ctx: ChaosContext, primitive: str) -> None:
@@ -275,6 +285,7 @@ def _flap(
     window: FaultWindow,
 ) -> None:
     """Pause and resume in cycles for `hold` seconds, timing requests to the service meanwhile."""
+    pausing = _pausing(ctx)
     address = _address(ctx.platform.endpoints(), service)
     samples: list[tuple[str, float]] = []
     done = threading.Event()
@@ -292,13 +303,13 @@ def _flap(
     try:
         while time.monotonic() < end:
             started = time.monotonic()
-            evidence = ctx.platform.pause(service, count)
+            evidence = pausing.pause(service, count)
             if cycles == 0:
                 _prove_paused(window, service, evidence)
                 window.land(paused=[e.as_dict() for e in evidence])
             cycles += 1
             _hold(min(paused, end - time.monotonic()))
-            ctx.platform.resume(service)
+            pausing.resume(service)
             _hold(min(every - (time.monotonic() - started), end - time.monotonic()))
     finally:
         done.set()
@@ -330,7 +341,7 @@ def _activity(ctx: ChaosContext, since_ms: int) -> dict[str, Any]:
     except redis.exceptions.RedisError as exc:
         events: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
     else:
-        events = dict(sorted(Counter(str(f.get("type")) for _, f in entries).items()))
+        events = dict(sorted(Counter(str((f or {}).get("type")) for _, f in entries or []).items()))
     return {"accepted": accepted["ok"], "not_accepted": accepted["requests"] - accepted["ok"],
             "events": events}  # fmt: skip
 

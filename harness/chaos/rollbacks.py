@@ -8,12 +8,19 @@ interrupted action left open, so faults.jsonl still gets their lines.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 from harness.chaos.context import chaos_context, number, service_name
 from harness.chaos.faults import close_open_windows
 from harness.chaos.redis_memory import restore_memory
-from harness.platforms.base import NETWORK_FAULTS, SERVICES, Partition, Pause, ReplyLoss
+from harness.platforms.base import (
+    NETWORK_FAULTS,
+    SERVICES,
+    Partition,
+    Pause,
+    Platform,
+    ReplyLoss,
+)
 
 __all__ = [
     "ensure_stack_ready",
@@ -127,11 +134,12 @@ def ensure_stack_ready(
     }
 
 
-def _can_heal(platform: Any) -> bool:
+def _can_heal(platform: Any) -> TypeGuard[Partition | ReplyLoss]:
     """Whether the platform has network faults that could be in place (a rule, a policy)."""
-    return isinstance(platform, Partition | ReplyLoss) and not all(
-        platform.unsupported(kind) for kind in NETWORK_FAULTS
-    )
+    if not isinstance(platform, Partition | ReplyLoss):
+        return False
+    unsupported = cast(Platform, platform).unsupported
+    return not all(unsupported(kind) for kind in NETWORK_FAULTS)
 
 
 def _has_replicas(status: list[Any], service: str) -> bool:
