@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from harness.report import plots
 from harness.report.data import RunData
+from harness.report.evidence import evidence_headline
 from harness.report.journal import Experiment, Step, short_json
 from harness.report.markup import e, note, num, pill, table_html, utc, when
 from harness.report.resilience import AVAILABLE_FRACTION, Score
@@ -187,7 +188,8 @@ def _experiment(
                     e(landed),
                     e(rec),
                     num(s.score) if s and s.score is not None else "—",
-                    f"<code>{e(short_json(f.evidence, 400))}</code>",
+                    "".join(f"{e(line)}<br>" for line in evidence_headline(f.evidence))
+                    + f"<code>{e(short_json(f.evidence, 400))}</code>",
                 ]
             )
         out.append('<h3>Fault evidence <span class="sub">history/faults.jsonl</span></h3>')
