@@ -47,7 +47,12 @@ def evidence_headline(evidence: dict[str, Any]) -> list[str]:
             f"{events.get('OrderPlaced', 0)} placed, {events.get('InventoryReserved', 0)} "
             f"reserved, {events.get('PaymentCaptured', 0)} captured"
         )
-    held = [k.get("in_flight") for k in evidence.get("kills") or [] if isinstance(k, dict)]
+    kills = evidence.get("kills")  # a count in kill_replicas' windows, a list here
+    held = (
+        [k.get("in_flight") for k in kills if isinstance(k, dict)]
+        if isinstance(kills, list)
+        else []
+    )
     held = [h for h in held if isinstance(h, dict)]
     if held:
         parts = [

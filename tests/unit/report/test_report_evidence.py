@@ -45,3 +45,4 @@ def test_a_flap_shows_its_round_trips_and_a_kill_what_it_held() -> None:
 
 def test_evidence_of_a_clean_fault_has_no_headline() -> None:
     assert evidence_headline({"down": {"running_replicas": 0}, "stop_took_s": 0.4}) == []
+    assert evidence_headline({"kills": 3, "killed": [{"name": "payment-service_00"}]}) == []
