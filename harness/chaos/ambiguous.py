@@ -333,8 +333,9 @@ def _latency(samples: list[tuple[str, float]]) -> dict[str, Any]:
 
 
 def _activity(ctx: ChaosContext, since_ms: int) -> dict[str, Any]:
-    """What the system still did under the fault since `since_ms`: orders the API accepted (the
-    run's client ledgers) and events appended, by type (were new orders placed and reserved?)."""
+    """What the system still did under the fault since `since_ms`: the order API's answers (the
+    run's client ledgers: accepted, refused, unknown) and events appended, by type (were new
+    orders placed and reserved?)."""
     accepted = ledger_watch(ctx.run_dir).acceptance(time.time() - since_ms / 1000)
     try:
         entries = reader(ctx.platform.endpoints()).xrange(keys.EVENTS, min=since_ms)
@@ -342,8 +343,8 @@ def _activity(ctx: ChaosContext, since_ms: int) -> dict[str, Any]:
         events: dict[str, Any] = {"error": f"{type(exc).__name__}: {exc}"}
     else:
         events = dict(sorted(Counter(str((f or {}).get("type")) for _, f in entries or []).items()))
-    return {"accepted": accepted["ok"], "not_accepted": accepted["requests"] - accepted["ok"],
-            "events": events}  # fmt: skip
+    return {"accepted": accepted["ok"], "refused": accepted["failed"],
+            "unknown": accepted["unknown"], "events": events}  # fmt: skip
 
 
 def _unheard(ctx: ChaosContext, service: str, since_ms: int) -> dict[str, Any]:

@@ -43,7 +43,8 @@ def evidence_headline(evidence: dict[str, Any]) -> list[str]:
     if isinstance(during, dict) and isinstance(during.get("events"), dict):
         events = during["events"]
         lines.append(
-            f"meanwhile: {during.get('accepted', 0)} orders accepted, "
+            f"meanwhile: {during.get('accepted', 0)} orders accepted "
+            f"({during.get('refused', 0)} refused, {during.get('unknown', 0)} unknown), "
             f"{events.get('OrderPlaced', 0)} placed, {events.get('InventoryReserved', 0)} "
             f"reserved, {events.get('PaymentCaptured', 0)} captured"
         )

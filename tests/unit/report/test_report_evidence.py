@@ -17,7 +17,8 @@ def test_lost_replies_lead_with_the_work_done_and_never_heard_of() -> None:
                                       "missing_event": "PaymentCaptured"}]},
             "request": {"address": "127.0.0.1:18081", "outcome": "no answer"},
             "dropped_packets": 2353,
-            "during": {"accepted": 90, "events": {"OrderPlaced": 83, "InventoryReserved": 83}},
+            "during": {"accepted": 90, "refused": 2, "unknown": 1,
+                       "events": {"OrderPlaced": 83, "InventoryReserved": 83}},
         }
     )  # fmt: skip
     assert lines == [
@@ -25,7 +26,7 @@ def test_lost_replies_lead_with_the_work_done_and_never_heard_of() -> None:
         "(capture without PaymentCaptured)",
         "a request to 127.0.0.1:18081 ended: no answer",
         "2,353 packets dropped",
-        "meanwhile: 90 orders accepted, 83 placed, 83 reserved, 0 captured",
+        "meanwhile: 90 orders accepted (2 refused, 1 unknown), 83 placed, 83 reserved, 0 captured",
     ]
 
 
