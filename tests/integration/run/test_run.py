@@ -14,6 +14,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.chaos.state import read_state
+from harness.platforms.local_faults import nft_unsupported
 from harness.platforms.stackstate import marked_processes
 from harness.settings import isolated_env
 from tests.integration.subprocesses import interruptible
@@ -33,14 +35,18 @@ def _run(tmp_path: Path, *args: str, timeout_s: float = 600) -> subprocess.Compl
     )  # fmt: skip
 
 
-def _stack_processes_of(run_dir: Path) -> list[psutil.Process]:
-    """Processes of the stack this run started (every one carries its stack id)."""
-    state = run_dir / "platform" / "supervisord.conf"
-    stack_id = next(
+def _stack_id_of(run_dir: Path) -> str:
+    conf = run_dir / "platform" / "supervisord.conf"
+    return next(
         line.split("sagaquake-")[1]
-        for line in state.read_text().splitlines()
+        for line in conf.read_text().splitlines()
         if line.startswith("identifier=")
     )
+
+
+def _stack_processes_of(run_dir: Path) -> list[psutil.Process]:
+    """Processes of the stack this run started (every one carries its stack id)."""
+    stack_id = _stack_id_of(run_dir)
     return [p for p in marked_processes(stack_id) if p.status() != psutil.STATUS_ZOMBIE]
 
 
@@ -58,6 +64,7 @@ def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> 
         "locust/report.html",
         "chaos/kill-payment-pods.journal.json",
         "chaos/redis-memory-exhaustion.journal.json",
+        "chaos/payment-lost-replies.journal.json",
         "history/faults.jsonl",
         "history/streams/orders.events.jsonl",
         "history/temporal.jsonl",
@@ -68,8 +75,12 @@ def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> 
     faults = [
         json.loads(line) for line in (run_dir / "history" / "faults.jsonl").read_text().splitlines()
     ]
-    assert {f["experiment"] for f in faults} == {"kill-payment-pods", "redis-memory-exhaustion"}
+    assert {f["experiment"] for f in faults} == {
+        "kill-payment-pods", "redis-memory-exhaustion", "payment-lost-replies",
+    }  # fmt: skip
     assert all(f["landed"] for f in faults)
+    lost = next(f for f in faults if f["action"] == "lose_replies")
+    assert lost["evidence"]["unheard"]["count"] >= 1  # it reached the ambiguous window
     assert json.loads((run_dir / "run.json").read_text())["incomplete"] is False
     assert _stack_processes_of(run_dir) == []
     # the run folder stands alone: verify and report again, later, with nothing running
@@ -105,15 +116,27 @@ profile: flat
 compress: 12
 duration: 120s
 experiments:
-  - experiment: redis-memory-exhaustion
+  - experiment: {experiment}
     at: 5s
-    configuration: {hold_s: 1200}    # 100 s of refused writes at 12x: still on when we press Ctrl-C
+    configuration: {{{key}: 1200}}    # 100 s at 12x: still on when we press Ctrl-C
 """
 
 
-def test_ctrl_c_in_the_chaos_phase_rolls_back_tears_down_and_still_reports(tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("experiment", "key"),
+    [
+        ("redis-memory-exhaustion", "hold_s"),  # a lowered memory limit
+        ("payment-lost-replies", "lose_for_s"),  # an nftables rule
+        ("payment-hang", "hang_s"),  # frozen processes
+    ],
+)
+def test_ctrl_c_in_the_chaos_phase_rolls_back_tears_down_and_still_reports(
+    tmp_path, experiment: str, key: str
+) -> None:
+    if key == "lose_for_s" and nft_unsupported():
+        pytest.skip(str(nft_unsupported()))
     suite = tmp_path / "interrupted.yaml"
-    suite.write_text(HOLDS_A_FAULT)
+    suite.write_text(HOLDS_A_FAULT.format(experiment=experiment, key=key))
     proc = subprocess.Popen(
         _sagaquake("run", "--suite", str(suite)),
         env=isolated_env(tmp_path),
@@ -127,7 +150,8 @@ def test_ctrl_c_in_the_chaos_phase_rolls_back_tears_down_and_still_reports(tmp_p
     while time.monotonic() < deadline:  # wait until the fault is on
         latest = tmp_path / "reports" / "latest"
         state = latest / "chaos" / "state.json"
-        if state.exists() and "maxmemory" in state.read_text():
+        windows = read_state(latest).get("open_windows", {}) if state.exists() else {}
+        if any(w.get("landed") for w in windows.values()):
             run_dir = latest.resolve()
             break
         time.sleep(0.5)
@@ -148,3 +172,6 @@ def test_ctrl_c_in_the_chaos_phase_rolls_back_tears_down_and_still_reports(tmp_p
     assert faults and all(f.get("ended_at") for f in faults), faults
     assert _stack_processes_of(run_dir) == []
     assert not (tmp_path / "state" / "stack.json").exists()
+    if not nft_unsupported():
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+        assert f"sagaquake_{_stack_id_of(run_dir)}" not in tables
