@@ -116,12 +116,14 @@ class Progress:
         if self._live:
             self._live.update(render(self.state))
         else:
+            # one unwrapped line per update (CI logs), counts from one source (the ledgers)
             s, w = self.state, self.state.watch
             self._console.print(
-                f"[{s.phase}] sent {s.sent} accepted {w.accepted} completed {w.completed} "
+                f"{s.phase}: sent {w.sent} accepted {w.accepted} completed {w.completed} "
                 f"in flight {w.inflight} fault: {s.active_fault or 'none'} "
-                f"suspected lost {w.suspected_lost} double captures {w.double_captures}"
-            )
+                f"suspected lost {w.suspected_lost} double captures {w.double_captures}",
+                markup=False, highlight=False, soft_wrap=True,
+            )  # fmt: skip
 
     def log(self, message: str) -> None:
         """A line that stays above the live view (phase changes, experiment results)."""

@@ -32,6 +32,7 @@ class WatchSnapshot:
     oldest_inflight_s: float = 0.0
     completed: int = 0
     cancelled: int = 0
+    sent: int = 0  # orders clients asked for (distinct keys in the ledgers): accepted <= sent
     accepted: int = 0
     suspected_lost: int = 0
     double_captures: int = 0
@@ -55,6 +56,7 @@ class LiveWatch:
         self._every_s = every_s
         self._awaiting: dict[str, float] = {}  # accepted order id → when its client was told
         self._accepted: set[str] = set()
+        self._sent: set[str] = set()
         self._captures: Counter[str] = Counter()
         self._last_payment_id = "0-0"
         self._state = WatchSnapshot()
@@ -92,6 +94,7 @@ class LiveWatch:
 
     def _poll(self) -> WatchSnapshot:
         for line in self._tail.read_new():
+            self._sent.add(str(line.get("idempotency_key") or line.get("order_id")))
             if line.get("outcome") == "ok" and line.get("order_id") not in self._accepted:
                 self._accepted.add(line["order_id"])
                 self._awaiting[line["order_id"]] = float(line.get("answered_at") or time.time())
@@ -123,6 +126,7 @@ class LiveWatch:
             oldest_inflight_s=max(now - oldest[0][1] / 1000, 0.0) if oldest else 0.0,
             completed=int(completed),
             cancelled=int(cancelled),
+            sent=len(self._sent),
             accepted=len(self._accepted),
             suspected_lost=sum(
                 1 for told in self._awaiting.values() if now - told > SUSPECT_AFTER_S
