@@ -1,5 +1,5 @@
-"""Every experiment of scenarios/chaos run for real against the session's stack while a light
-load places orders: the hypothesis holds before and after, the fault landed with its proof in
+"""Every experiment of scenarios/chaos (clean and ambiguous faults) run for real against the
+session's stack while a light load places orders: the hypothesis holds before and after, the fault landed with its proof in
 faults.jsonl, every rollback ran, and every order a client was told was accepted finishes along
 a legal path, captured at most once."""
 
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from harness.chaos.faults import read_faults
-from harness.chaos.runner import run_experiment_file
+from harness.chaos.runner import list_experiments, run_experiment_file
+from harness.platforms.local_faults import nft_unsupported
 from tests.integration.chaos.load import BackgroundLoad, check_orders
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -96,6 +97,43 @@ def check_redis(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
     assert evidence["after"]["run_id"] != evidence["before"]["run_id"]
 
 
+def check_hang(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    assert evidence["mode"] == "hang" and all(p["paused"] for p in evidence["paused"])
+    assert evidence["request"]["outcome"] == "no answer"
+    assert evidence["resumed"] and evidence["during"]["accepted"] >= 1, evidence
+
+
+def check_flap(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    assert evidence["cycles"] >= 3, evidence
+    trips = evidence["round_trips"]
+    assert trips["answered"] >= 3 and trips["p99_ms"] >= 100, trips
+
+
+def check_partition(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    assert evidence["request"]["outcome"] == "connect timed out"
+    assert evidence["dropped_packets"] >= 1 and evidence["healed"], evidence
+
+
+def check_lost_replies(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    assert evidence["request"]["outcome"] == "no answer"
+    assert evidence["dropped_packets"] >= 1 and evidence["healed"], evidence
+    unheard = evidence["unheard"]
+    if "ledger" in unheard:  # a service with a ledger of its own: work done, never heard of
+        assert unheard["count"] >= 1 and unheard["examples"], unheard
+
+
+def check_mid_request(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    (kill,) = evidence["kills"]
+    held = kill["in_flight"]
+    assert held.get("accept_queue") or held.get("unread_bytes") or held.get("pending_entries")
+    assert kill["landed"] and kill["new_uid"] != kill["old_uid"], kill
+
+
+def check_temporal_outage(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    _outage(evidence)
+
+
+KILL_ONCE = {"kill_for_s": 0, "inflight_wait_s": 30}
 CASES: dict[str, tuple[dict[str, Any], str, str, Callable[[dict, dict], None]]] = {
     "kill-payment-pods": (
         {"kill_every_s": 200, "kill_for_s": 300}, "kill_replicas", "payment-service",
@@ -112,11 +150,42 @@ CASES: dict[str, tuple[dict[str, Any], str, str, Callable[[dict, dict], None]]] 
                           check_kill_workers),
     "temporal-restart": ({}, "restart_service", "temporal", check_temporal),
     "redis-restart": ({}, "restart_service", "redis", check_redis),
+    "payment-hang": ({"hang_s": 600}, "pause_service", "payment-service", check_hang),
+    "slow-redis": ({"slow_for_s": 400, "stall_ms": 300, "period_ms": 600}, "pause_service",
+                   "redis", check_flap),
+    "redis-partition": ({"partition_s": 300}, "partition_service", "redis", check_partition),
+    "temporal-partition": ({"partition_s": 300}, "partition_service", "temporal",
+                           check_partition),
+    "temporal-outage": ({"outage_s": 1000}, "outage", "temporal", check_temporal_outage),
+    "payment-lost-replies": ({"lose_for_s": 600}, "lose_replies", "payment-service",
+                             check_lost_replies),
+    "inventory-lost-replies": ({"lose_for_s": 600}, "lose_replies", "inventory-service",
+                               check_lost_replies),
+    "notification-lost-replies": ({"lose_for_s": 600}, "lose_replies", "notification-service",
+                                  check_lost_replies),
+    "redis-lost-replies": ({"lose_for_s": 300}, "lose_replies", "redis", check_lost_replies),
+    "kill-order-service-mid-request": (KILL_ONCE, "kill_mid_request", "order-service",
+                                       check_mid_request),
+    "kill-inventory-mid-request": (KILL_ONCE, "kill_mid_request", "inventory-service",
+                                   check_mid_request),
+    "kill-notification-mid-request": (KILL_ONCE, "kill_mid_request", "notification-service",
+                                      check_mid_request),
+    "kill-projection-mid-request": (KILL_ONCE, "kill_mid_request", "projection",
+                                    check_mid_request),
 }  # fmt: skip
+
+
+def test_every_experiment_is_run_here() -> None:
+    assert sorted(CASES) == list_experiments()
+
+
+NEEDS_NFT = {n for n, (_, action, _, _) in CASES.items() if action in ("partition_service", "lose_replies")}  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_experiment_under_load(name: str, stack, chaos_run) -> None:  # type: ignore[no-untyped-def]
+    if name in NEEDS_NFT and nft_unsupported():
+        pytest.skip(str(nft_unsupported()))
     config, action, target, check = CASES[name]
     run_dir = chaos_run["sagaquake_run_dir"]
     load = BackgroundLoad(stack.endpoints, run_dir, rate=4)
