@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import redis.exceptions
 
-from harness.chaos.context import ChaosContext, chaos_context, number, service_name
+from harness.chaos.context import ChaosContext, chaos_context, flag, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow
 from harness.chaos.observe import reader, temporal_view
 from harness.chaos.redis_memory import lower_memory, memory_facts, restore_memory
@@ -81,7 +81,7 @@ def kill_saga_workers(
     for work in flight and records it; with none, the kill would prove nothing and the action
     fails (unless `require_inflight` is false)."""
     ctx = chaos_context(configuration)
-    require = _flag(require_inflight, "require_inflight")
+    require = flag(require_inflight, "require_inflight")
     wait = number(wait_inflight_s, "wait_inflight_s", minimum=0)
     return _kill_rounds(
         ctx, "kill_saga_workers", "saga-worker", count, "KILL", every_s, for_s, wait_s,
@@ -232,7 +232,7 @@ def restart_service(
     is a new incarnation (and, for Redis, the server's run_id changed)."""
     ctx = chaos_context(configuration)
     service = service_name(service)
-    crashed = _flag(crash, "crash")
+    crashed = flag(crash, "crash")
     wait = number(wait_s, "wait_s", minimum=0)
     before = _running(ctx, service)
     if not before:
@@ -443,14 +443,3 @@ def _signal(value: Any) -> str:
     if sig not in SIGNALS:
         raise ConfigError(f"unknown signal {value!r}; use one of: {', '.join(SIGNALS)}")
     return sig
-
-
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise ConfigError(f"argument {name}={value!r} is not true or false")

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import redis.exceptions
 
 from harness import keys
-from harness.chaos.context import ChaosContext, chaos_context, number, service_name
+from harness.chaos.context import ChaosContext, chaos_context, flag, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow
 from harness.chaos.observe import ledger_watch, reader
 from harness.errors import ConfigError
@@ -75,7 +75,7 @@ def pause_service(
     flap_every_ms: float = 0,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Freeze `replicas` of the replicas of `service` (0: all) for `duration_s` production seconds, or,
+    """Freeze `replicas` replicas of `service` (0: all) for `duration_s` production seconds, or,
     with `flap_paused_ms` and `flap_every_ms`, freeze them that long out of every period (a
     slow dependency). Proof: the kernel reports them stopped, and a request connects and hangs."""
     service = service_name(service)
@@ -93,7 +93,7 @@ def pause_service(
     with window:
         try:
             if paused_ms:
-                _flap(ctx, service, n, hold, paused_ms / 1000, every_ms / 1000, window)
+                _flap(ctx, platform, service, n, hold, paused_ms / 1000, every_ms / 1000, window)
             else:
                 evidence = platform.pause(service, n)
                 _prove_paused(window, service, evidence)
@@ -173,7 +173,7 @@ def _network_fault(
             if kind == "reply_loss":
                 unheard = _unheard(ctx, service, since_ms)
                 window.evidence["unheard"] = unheard
-                if _truthy(require_unheard) and not unheard.get("count"):
+                if flag(require_unheard, "require_unheard") and not unheard.get("count"):
                     window.record["landed"] = False
                     raise FaultNotLanded(
                         f"no request to {service!r} was performed while its replies were lost "
@@ -277,6 +277,7 @@ def _expect(ctx: ChaosContext, service: str, expected: str, window: FaultWindow)
 
 def _flap(
     ctx: ChaosContext,
+    pausing: Pause,
     service: str,
     count: int | None,
     hold: float,
@@ -285,7 +286,6 @@ def _flap(
     window: FaultWindow,
 ) -> None:
     """Pause and resume in cycles for `hold` seconds, timing requests to the service meanwhile."""
-    pausing = _pausing(ctx)
     address = _address(ctx.platform.endpoints(), service)
     samples: list[tuple[str, float]] = []
     done = threading.Event()
@@ -379,7 +379,3 @@ def _hold(seconds: float) -> None:
     """Sleep while the fault holds (a signal interrupts it: Ctrl-C, the safeguard)."""
     if seconds > 0:
         time.sleep(seconds)
-
-
-def _truthy(value: Any) -> bool:
-    return str(value).strip().lower() in ("true", "1", "yes", "on")

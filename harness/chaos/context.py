@@ -34,6 +34,7 @@ __all__ = [
     "CONFIG_KEYS",
     "ChaosContext",
     "chaos_context",
+    "flag",
     "number",
     "platform_for",
     "reset_platforms",
@@ -86,6 +87,18 @@ def number(
     if maximum is not None and result > maximum:
         raise ConfigError(f"argument {name}={value!r} must be a number <= {maximum:g}")
     return result
+
+
+def flag(value: Any, name: str) -> bool:
+    """A configuration or argument value as a boolean (environment values arrive as text)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"argument {name}={value!r} is not true or false")
 
 
 def service_name(value: Any) -> str:
