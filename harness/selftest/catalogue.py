@@ -161,6 +161,10 @@ def load_mutation(path: Path, root: Path, invariants: Iterable[str]) -> Mutation
         raise ConfigError(f"{where}: key 'quick': expected true or false, got {quick!r}")
     if pending is not None and (not isinstance(pending, str) or not pending.strip()):
         raise ConfigError(f"{where}: key 'pending': expected a reason (text), got {pending!r}")
+    if pending is not None and quick:
+        raise ConfigError(
+            f"{where}: key 'quick': a pending mutation is not run, so it cannot be in the quick subset"
+        )
     suite = data.get("suite")
     if not isinstance(suite, str) or not suite:
         raise ConfigError(f"{where}: key 'suite': expected a suite name or path, got {suite!r}")

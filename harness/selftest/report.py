@@ -18,7 +18,7 @@ from rich.table import Table
 
 from harness.selftest.outcome import CaseResult
 
-__all__ = ["exit_code", "render_table", "score", "write_json", "write_junit"]
+__all__ = ["exit_code", "render_table", "score", "short_failed", "write_json", "write_junit"]
 
 
 def score(results: list[CaseResult]) -> dict[str, int]:
@@ -54,31 +54,44 @@ def _color(r: CaseResult) -> str:
     return "yellow" if r.outcome in ("pending", "interrupted") else "red"
 
 
-def render_table(results: list[CaseResult], console: Console) -> None:
+def short_failed(failed: list[str], limit: int = 4) -> str:
+    """What failed, for a table cell: thresholds only when nothing else explains the failure
+    (each invariant has a threshold that repeats its count)."""
+    shown = [f for f in failed if not f.startswith("threshold ")] or failed
+    more = f"; +{len(shown) - limit} more" if len(shown) > limit else ""
+    return "; ".join(shown[:limit]) + more
+
+
+def render_table(results: list[CaseResult], console: Console, folder: Path | None = None) -> None:
     table = Table(title="sagaquake selftest", show_lines=False)
     for column in ("mutation", "expected invariant", "what failed", "caught", "time", "run folder"):
         table.add_column(column, overflow="fold")
     for r in results:
-        name = r.name if r.kind == "mutation" else f"[bold]{r.name}[/]"
-        failed = "; ".join(r.failed[:4]) + (f"; +{len(r.failed) - 4}" if len(r.failed) > 4 else "")
+        failed = short_failed(r.failed)
         if r.outcome == "pending" or (r.outcome == "error" and not r.failed):
             failed = r.detail
-        minutes = f"{r.duration_s / 60:.1f} min" if r.duration_s else "-"
+        where = r.run_dir or "-"
+        if folder is not None and r.run_dir and Path(r.run_dir).is_relative_to(folder):
+            where = str(Path(r.run_dir).relative_to(folder))
         table.add_row(
-            name,
+            r.name if r.kind == "mutation" else f"[bold]{r.name}[/]",
             ", ".join(r.expect) or "(none: must pass)",
             failed or "nothing",
             f"[{_color(r)}]{r.label}[/]",
-            minutes,
-            r.run_dir or "-",
+            f"{r.duration_s / 60:.1f} min" if r.duration_s else "-",
+            where,
         )
-    console.print(table)
+    # a log file or a CI console is not a terminal: give the table room instead of 80 columns
+    out = console if console.is_terminal else Console(file=console.file, width=180)
+    out.print(table)
     s = score(results)
     line = f"mutation score: {s['caught']}/{s['ran']} caught"
     if s["pending"]:
         line += f", {s['pending']} pending (not run, not counted as caught)"
     line += f"; controls: {s['controls_passed']}/{s['controls']} passed"
     console.print(line)
+    if folder is not None:
+        console.print(f"run folders are under {folder}")
 
 
 def write_json(path: Path, results: list[CaseResult], meta: dict[str, Any]) -> Path:

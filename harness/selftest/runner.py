@@ -22,7 +22,14 @@ from harness.run.suite import load_suite
 from harness.selftest.case import Case, run_case
 from harness.selftest.catalogue import MUTATIONS_DIR, Mutation, load_catalogue, select
 from harness.selftest.outcome import CaseResult
-from harness.selftest.report import exit_code, render_table, score, write_json, write_junit
+from harness.selftest.report import (
+    exit_code,
+    render_table,
+    score,
+    short_failed,
+    write_json,
+    write_junit,
+)
 from harness.settings import reports_root
 
 __all__ = ["ROOT", "SelftestOptions", "list_catalogue", "plan_cases", "run_selftest"]
@@ -105,7 +112,7 @@ def run_selftest(options: SelftestOptions, console: Console) -> int:
             result.outcome = "interrupted"
         results.append(result)
         console.print(
-            f"    {result.label}: {'; '.join(result.failed[:3]) or result.detail or 'nothing failed'}"
+            f"    {result.label}: {short_failed(result.failed, 3) or result.detail or 'nothing failed'}"
             f" ({result.duration_s / 60:.1f} min, {result.run_dir or 'no run folder'})"
         )
         write_json(folder / "selftest.json", results, meta)
@@ -115,7 +122,7 @@ def run_selftest(options: SelftestOptions, console: Console) -> int:
     meta["ended_at"] = time.time()
     json_path = write_json(folder / "selftest.json", results, meta)
     junit_path = write_junit(folder / "junit.xml", results)
-    render_table(results, console)
+    render_table(results, console, folder)
     if not options.control:
         console.print("[yellow]no control run: a false alarm would not be seen (exit 2 at best)[/]")
     console.print(f"results: {json_path}\njunit: {junit_path}")

@@ -130,6 +130,7 @@ def test_a_mutation_that_does_not_compile_is_refused(project: Path) -> None:
         ),
         (("quick: true", "quick: yes please"), "key 'quick': expected true or false"),
         (("quick: true", "quick: true\npending: ''"), "key 'pending': expected a reason"),
+        (("quick: true", "quick: true\npending: needs issue 15"), "cannot be in the quick subset"),
         (
             ("with: 'key = f\"{order}:charge:{attempt}\"'", "with: 'key = f\"{order}:charge\"'"),
             "the same text",
