@@ -56,6 +56,13 @@ class Settings:
         default_factory=lambda: int(_env("SAGAQUAKE_WORKER_CONCURRENCY", "100"))
     )
     log_level: str = field(default_factory=lambda: _env("SAGAQUAKE_LOG_LEVEL", "INFO"))
+    # Which version of the saga a worker runs (docs/system.md): 1, or 2 (the fraud check before
+    # the charge). A worker of either version finishes sagas started on the other.
+    saga_version: int = field(default_factory=lambda: int(_env("SAGAQUAKE_SAGA_VERSION", "1")))
+    # Version 2's fraud check cancels an order whose amount reaches this many cents.
+    fraud_limit_cents: int = field(
+        default_factory=lambda: int(_env("SAGAQUAKE_FRAUD_LIMIT_CENTS", "1000000"))
+    )
 
 
 def settings() -> Settings:

@@ -14,6 +14,8 @@ __all__ = [
     "FAULT_PRIMITIVES",
     "NETWORK_FAULTS",
     "SERVICES",
+    "Deploy",
+    "DeployEvidence",
     "Endpoints",
     "HeldWork",
     "KillEvidence",
@@ -235,3 +237,41 @@ class Platform(Protocol):
         """Why the fault primitive `fault` ("pause", "partition", "reply_loss") cannot run on
         this platform here, in one line that says what to install or grant; None when it can.
         Experiments ask before anything starts, so nothing is left half-applied."""
+
+
+@dataclass(frozen=True)
+class DeployEvidence:
+    """One replica replaced by a deploy: which incarnation ran before, which runs now with the
+    new environment, and when (epoch seconds)."""
+
+    name: str  # the replica (local program) or the new pod
+    old_uid: str  # the incarnation replaced (a pid locally, a pod uid on Kubernetes)
+    new_uid: str | None  # None if no ready replacement came within the wait
+    env: dict[str, str]  # what the deploy set in its environment
+    stopped_at: float
+    ready_at: float | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def landed(self) -> bool:
+        return self.new_uid is not None and self.new_uid != self.old_uid
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "landed": self.landed}
+
+
+@runtime_checkable
+class Deploy(Protocol):
+    """Optional: roll a changed environment out to a service, one replica at a time, as a
+    Deployment rolls its pods (a new version of the code is a new setting, e.g.
+    SAGAQUAKE_SAGA_VERSION, not a new copy of it)."""
+
+    def deploy(
+        self, service: str, env: dict[str, str], wait_s: float = 120.0
+    ) -> list[DeployEvidence]:
+        """Replace every replica of `service` with one whose environment has `env` added, one
+        at a time, each ready before the next goes; return what was replaced, in order. The
+        setting stays for replicas started later (restarts, scaling)."""
+
+    def deployed_env(self, service: str) -> dict[str, str]:
+        """What the deploys so far added to `service`'s environment ({} when none)."""

@@ -32,6 +32,7 @@ from harness.platforms.base import (
     FAULT_PRIMITIVES,
     NETWORK_FAULTS,
     SERVICES,
+    DeployEvidence,
     Endpoints,
     KillEvidence,
     NetFault,
@@ -44,7 +45,10 @@ from harness.platforms.local_config import (
     PORT_FIELDS,
     find_binary,
     programs,
+    read_deploys,
     render_supervisord_conf,
+    with_deploys,
+    write_deploys,
 )
 from harness.platforms.local_faults import (
     NftTable,
@@ -156,7 +160,8 @@ class LocalPlatform:
         return self.platform_dir / "supervisord.conf"
 
     def _programs(self) -> list[Any]:
-        return programs(self.ports, self.options, self.platform_dir, self.replicas)
+        progs = programs(self.ports, self.options, self.platform_dir, self.replicas)
+        return with_deploys(progs, self.platform_dir)  # what `deploy` set stays set
 
     def _write_conf(self) -> None:
         conf = render_supervisord_conf(
@@ -442,6 +447,76 @@ class LocalPlatform:
         self._save_state()
         if replicas:
             self.wait_ready((service,), wait_s)
+
+    # -- deploys (Deploy) --------------------------------------------------------------------
+
+    def deploy(
+        self, service: str, env: dict[str, str], wait_s: float = 120.0
+    ) -> list[DeployEvidence]:
+        """A rolling deploy, as a Deployment rolls its pods: the service's environment gets
+        `env` (what replicas started later run, too), then each replica that does not run it
+        yet is stopped (SIGTERM, as a pod is), its program replaced by one with the new
+        environment (the config file rewritten, `reloadConfig`, its process group removed and
+        added), and waited for until it runs as a new pid and is ready; then the next. A
+        replica that already runs `env` is left alone (deploying twice replaces nothing). Stops
+        at the first replica that does not come back ready within `wait_s` (its evidence says
+        so); deploying again finishes the job."""
+        if service in ("redis", "temporal") or service not in SERVICES:
+            raise PlatformError(f"{service!r} cannot be deployed on the local platform")
+        env = {str(k): str(v) for k, v in env.items()}
+        names = [r.name for r in self._replicas_of(service)]
+        if not names:
+            raise PlatformError(f"no replica of {service!r} to deploy to")
+        deploys = read_deploys(self.platform_dir)
+        target = {**deploys["services"].get(service, {}), **env}
+        deploys["services"][service] = target
+        write_deploys(self.platform_dir, deploys)
+        done: list[DeployEvidence] = []
+        for name in names:
+            running = deploys["replicas"].get(name, {})
+            if all(running.get(k) == v for k, v in env.items()):
+                continue
+            evidence = self._replace_replica(service, name, target, wait_s)
+            done.append(evidence)
+            if not evidence.landed:
+                break
+        return done
+
+    def deployed_env(self, service: str) -> dict[str, str]:
+        return dict(read_deploys(self.platform_dir)["services"].get(service, {}))
+
+    def _replace_replica(
+        self, service: str, name: str, env: dict[str, str], wait_s: float
+    ) -> DeployEvidence:
+        before = next((r for r in self._replicas_of(service) if r.name == name), None)
+        old_uid = before.uid if before else ""
+        deploys = read_deploys(self.platform_dir)
+        deploys["replicas"][name] = dict(env)  # what this replica runs from now on
+        write_deploys(self.platform_dir, deploys)
+        self._write_conf()
+        rpc = self._rpc()
+        rpc.supervisor.reloadConfig()
+        t0 = time.time()
+        with contextlib.suppress(xmlrpc.client.Fault):  # already stopped
+            rpc.supervisor.stopProcess(name, True)
+        stopped_at = time.time()
+        rpc.supervisor.removeProcessGroup(name)
+        rpc.supervisor.addProcessGroup(name)  # autostart: the replacement starts now
+        deadline = time.monotonic() + wait_s
+        current: ReplicaStatus | None = None
+        while time.monotonic() < deadline:
+            current = next((r for r in self._replicas_of(service) if r.name == name), None)
+            if current and current.uid and current.uid != old_uid and current.ready:
+                return DeployEvidence(
+                    name, old_uid, current.uid, dict(env), stopped_at, time.time(),
+                    extra={"stop_took_s": round(stopped_at - t0, 3), "pid": current.pid},
+                )  # fmt: skip
+            time.sleep(0.2)
+        new_uid = current.uid if current and current.uid and current.uid != old_uid else None
+        return DeployEvidence(
+            name, old_uid, new_uid, dict(env), stopped_at, None,
+            extra={"came_back_ready": False, "state": current.state if current else "GONE"},
+        )  # fmt: skip
 
     def redis(self, *command: str) -> Any:
         client = redis.Redis.from_url(

@@ -6,22 +6,27 @@ or removes a program without restarting the others, as a Deployment adds or remo
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import MissingBinaryError
 from harness.settings import LocalOptions, LocalPorts
 
 __all__ = [
+    "DEPLOY_FILE",
     "HTTP_SERVICES",
     "Program",
     "find_binary",
     "program_for",
     "programs",
+    "read_deploys",
     "render_supervisord_conf",
+    "with_deploys",
+    "write_deploys",
 ]
 
 # service → (python module, port field of LocalPorts or None, slot of its health ports)
@@ -224,3 +229,46 @@ def render_supervisord_conf(
             "",
         ]
     return "\n".join(lines)
+
+
+# -- deploys: environment set on a service (or one replica of it) after `up` ---------------------
+
+DEPLOY_FILE = "deploy.json"  # in the platform folder: survives `attach` from another process
+
+
+def read_deploys(platform_dir: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """What deploys set: `{"services": {service: env}, "replicas": {program: env}}`: the
+    environment a deploy gave a service (what its replicas started later run) and the one each
+    replica it replaced runs (a replica not replaced yet runs what it was started with)."""
+    import json
+
+    try:
+        data = json.loads((platform_dir / DEPLOY_FILE).read_text())
+    except (OSError, ValueError):
+        data = {}
+    return {
+        "services": dict(data.get("services") or {}),
+        "replicas": dict(data.get("replicas") or {}),
+    }
+
+
+def write_deploys(platform_dir: Path, deploys: dict[str, dict[str, dict[str, str]]]) -> None:
+    path = platform_dir / DEPLOY_FILE
+    tmp = path.with_name(f".{DEPLOY_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(deploys, indent=2, sort_keys=True))
+    tmp.replace(path)
+
+
+def with_deploys(progs: list[Program], platform_dir: Path) -> list[Program]:
+    """`progs` with what deploys set added to their environment: a replica's own when a deploy
+    replaced it, else its service's."""
+    deploys = read_deploys(platform_dir)
+    if not deploys["services"] and not deploys["replicas"]:
+        return progs
+    out = []
+    for prog in progs:
+        extra = deploys["replicas"].get(prog.name)
+        if extra is None:
+            extra = deploys["services"].get(prog.service, {})
+        out.append(replace(prog, env={**prog.env, **extra}) if extra else prog)
+    return out

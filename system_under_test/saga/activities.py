@@ -53,8 +53,10 @@ class SagaActivities:
         payment_url: str,
         inventory_url: str,
         notification_url: str,
+        fraud_limit_cents: int = 1_000_000,
     ) -> None:
         self._http = http
+        self._fraud_limit_cents = fraud_limit_cents
         self._append = appender.append
         self._redis = redis
         self._payment = payment_url.rstrip("/")
@@ -65,6 +67,7 @@ class SagaActivities:
         return [
             self.place_order,
             self.reserve_inventory,
+            self.screen_order,
             self.capture_payment,
             self.commit_inventory,
             self.complete_order,
@@ -119,6 +122,21 @@ class SagaActivities:
         if response.status_code != 201:
             raise self._unexpected(response)
         await self._append("InventoryReserved", order.order_id, {"items": _items_json(order)})
+
+    @activity.defn
+    async def screen_order(self, order: OrderInput) -> int:
+        """Version 2's fraud check: the order's risk in basis points of the fraud limit (its
+        amount against SAGAQUAKE_FRAUD_LIMIT_CENTS); at the limit the order is refused. Pure and
+        stable per order, so a retried or replayed check always agrees."""
+        risk = order.amount_cents * 10_000 // max(self._fraud_limit_cents, 1)
+        if risk >= 10_000:
+            raise _business(
+                f"fraud suspected: {order.amount_cents} cents reaches the limit of "
+                f"{self._fraud_limit_cents}",
+                "FraudSuspected",
+                risk=risk,
+            )
+        return int(risk)
 
     @activity.defn
     async def capture_payment(self, order: OrderInput) -> str:

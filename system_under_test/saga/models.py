@@ -26,6 +26,7 @@ BUSINESS_FAILURES = (
     "UnknownSku",
     "ReservationLost",
     "UnexpectedResponse",
+    "FraudSuspected",  # version 2's fraud check
 )
 
 

@@ -2,7 +2,11 @@
 
 Started with `python -m system_under_test.saga.worker`. It waits for Temporal instead of crashing
 when the server is down (a restarting server must not turn into a crash loop of workers), and
-serves /healthz and /readyz on SAGAQUAKE_HEALTH_PORT.
+serves /healthz, /readyz and /version on SAGAQUAKE_HEALTH_PORT.
+
+SAGAQUAKE_SAGA_VERSION says which version of the saga it runs (docs/system.md): the patches of
+that version are the ones it activates for new decisions, and its Temporal identity
+(`<pid>@<host> saga-v<version>`, recorded in every workflow task it completes) says so.
 """
 
 from __future__ import annotations
@@ -10,21 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import PatchActivationInput, Worker
 
 from system_under_test.config import Settings, settings
 from system_under_test.logs import setup_logging
 from system_under_test.saga.activities import TRANSIENT_FAILURES, SagaActivities
-from system_under_test.saga.workflows import OrderSaga
+from system_under_test.saga.workflows import OrderSaga, patches_for
 from system_under_test.serving import health_app, redis_ready, serve_async
 from system_under_test.streams import EventAppender, connect
 
-__all__ = ["connect_temporal", "main", "run_worker"]
+__all__ = ["connect_temporal", "identity", "main", "run_worker", "version_info"]
 
 log = logging.getLogger("saga-worker")
 
@@ -43,7 +50,27 @@ async def connect_temporal(cfg: Settings, attempts: int = 0) -> Client:
             await asyncio.sleep(1)
 
 
+def identity(cfg: Settings) -> str:
+    """This worker's Temporal identity: the default `<pid>@<host>`, plus the saga version."""
+    return f"{os.getpid()}@{socket.gethostname()} saga-v{cfg.saga_version}"
+
+
+def version_info(cfg: Settings) -> dict[str, Any]:
+    """What GET /version answers: the saga version this process runs and its patches."""
+    return {
+        "saga_version": cfg.saga_version,
+        "patches": sorted(patches_for(cfg.saga_version)),
+        "identity": identity(cfg),
+        "pid": os.getpid(),
+    }
+
+
 async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
+    active = patches_for(cfg.saga_version)  # an unknown version stops the worker here
+
+    def activate(patch: PatchActivationInput) -> bool:
+        return patch.patch_id in active
+
     redis = connect(cfg.redis_url)
     limits = httpx.Limits(
         max_connections=cfg.worker_concurrency, max_keepalive_connections=cfg.worker_concurrency
@@ -56,6 +83,7 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
             cfg.payment_url,
             cfg.inventory_url,
             cfg.notification_url,
+            cfg.fraud_limit_cents,
         )
         running = asyncio.Event()
 
@@ -66,7 +94,9 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
             return failing
 
         # Health first: a worker waiting for Temporal is alive, just not ready.
-        health = asyncio.create_task(serve_async(health_app("saga-worker", ready), cfg))
+        app = health_app("saga-worker", ready)
+        app.add_api_route("/version", lambda: version_info(cfg), methods=["GET"])
+        health = asyncio.create_task(serve_async(app, cfg))
         client = await connect_temporal(cfg)
         worker = Worker(
             client,
@@ -77,10 +107,15 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
             max_concurrent_local_activities=cfg.worker_concurrency,
             max_concurrent_workflow_tasks=cfg.worker_concurrency,
             graceful_shutdown_timeout=timedelta(seconds=5),
+            identity=identity(cfg),
+            patch_activation_callback=activate,
         )
         async with worker:
             running.set()
-            log.info("worker polling", extra={"fields": {"task_queue": cfg.task_queue}})
+            log.info(
+                "worker polling",
+                extra={"fields": {"task_queue": cfg.task_queue, **version_info(cfg)}},
+            )
             await stop.wait()
         health.cancel()
         with contextlib.suppress(asyncio.CancelledError):

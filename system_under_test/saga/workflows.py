@@ -14,6 +14,14 @@ Two choices for throughput, measured on 2 cores (docs/performance.md):
   was a third of the worker's CPU. The code here is deterministic by construction (no clock, no
   randomness, no I/O outside activities), and tests/unit/sut/test_replay.py fails any change that
   would break recorded histories.
+
+Versions (docs/system.md): version 2 adds a fraud check before the charge. The new step sits
+behind `workflow.patched(FRAUD_CHECK)`, and which version a worker runs is configuration
+(SAGAQUAKE_SAGA_VERSION), not a copy of this code: the worker activates the patches of its
+version (`patches_for`) for the sagas whose path it decides (Temporal's patch activation
+callback), and every worker follows the recorded patch markers of a saga it replays. So a
+version 2 worker finishes a saga that a version 1 worker started, without the new step, and a
+version 1 worker (after a rollback) finishes one that version 2 started, with it.
 """
 
 from __future__ import annotations
@@ -35,7 +43,13 @@ with workflow.unsafe.imports_passed_through():
         OrderResult,
     )
 
-__all__ = ["OrderSaga"]
+__all__ = ["FRAUD_CHECK", "FRAUD_HOLD", "VERSIONS", "OrderSaga", "patches_for"]
+
+# The patches each version of the saga activates for the sagas its workers decide.
+FRAUD_CHECK = "fraud-check-before-charge"
+VERSIONS: dict[int, frozenset[str]] = {1: frozenset(), 2: frozenset({FRAUD_CHECK})}
+# Version 2 holds an order this long before scoring it (the card network's scoring sees it first).
+FRAUD_HOLD = timedelta(seconds=1)
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=500),
@@ -45,6 +59,20 @@ RETRY = RetryPolicy(
     non_retryable_error_types=list(BUSINESS_FAILURES),
 )
 STEP_TIMEOUT = timedelta(seconds=15)
+
+
+def patches_for(version: int) -> frozenset[str]:
+    """The patches a worker of saga `version` activates (ValueError for an unknown version)."""
+    if version not in VERSIONS:
+        known = ", ".join(map(str, VERSIONS))
+        raise ValueError(f"unknown saga version {version!r}; one of: {known}")
+    return VERSIONS[version]
+
+
+def _takes(patch_id: str) -> bool:
+    """Whether this saga takes the step behind `patch_id`: when replaying, what its history
+    recorded (the patch marker); otherwise what this worker's version says, recorded as a marker."""
+    return workflow.patched(patch_id)
 
 
 def _reason(err: BaseException) -> str:
@@ -57,6 +85,7 @@ def _reason(err: BaseException) -> str:
         "OutOfStock": "out_of_stock",
         "PaymentDeclined": "payment_declined",
         "UnknownSku": "unknown_sku",
+        "FraudSuspected": "fraud_suspected",
     }.get(failure, failure)
 
 
@@ -82,6 +111,8 @@ class OrderSaga:
         try:
             await self._step(SagaActivities.reserve_inventory, order)
             compensations.append(SagaActivities.release_inventory)
+            if _takes(FRAUD_CHECK):
+                await self._screen(order)
             await self._step(SagaActivities.capture_payment, order)
             compensations.append(SagaActivities.refund_payment)
             await self._step(SagaActivities.commit_inventory, order)
@@ -95,6 +126,12 @@ class OrderSaga:
         await self._step(SagaActivities.complete_order, order)
         await self._step(SagaActivities.send_confirmation, order)
         return OrderResult(order.order_id, "completed", "", list(self._steps))
+
+    async def _screen(self, order: OrderInput) -> None:
+        """Version 2's fraud check: hold the order (a durable timer, so the saga's next workflow
+        task may run on another worker), then score it; FraudSuspected cancels the order."""
+        await workflow.sleep(FRAUD_HOLD)
+        await self._step(SagaActivities.screen_order, order)
 
     async def _compensate(self, order: OrderInput, compensations: list[Any], reason: str) -> None:
         """Undo in reverse order; compensations retry until they succeed (they are idempotent)."""

@@ -175,8 +175,12 @@ CASES: dict[str, tuple[dict[str, Any], str, str, Callable[[dict, dict], None]]] 
 }  # fmt: skip
 
 
+# Experiments with several fault windows, run under load by a test of their own.
+ELSEWHERE = {"rolling-deploy": "tests/integration/chaos/test_deploy.py"}
+
+
 def test_every_experiment_is_run_here() -> None:
-    assert sorted(CASES) == list_experiments()
+    assert sorted([*CASES, *ELSEWHERE]) == list_experiments()
 
 
 NEEDS_NFT = {n for n, (_, action, _, _) in CASES.items() if action in ("partition_service", "lose_replies")}  # fmt: skip

@@ -41,12 +41,18 @@ EXPECTED = [
     "redis-memory-exhaustion",
     "redis-partition",
     "redis-restart",
+    "rolling-deploy",
     "slow-redis",
     "temporal-outage",
     "temporal-partition",
     "temporal-restart",
 ]
-ACTION_MODULES = ("harness.chaos.actions", "harness.chaos.ambiguous", "harness.chaos.midrequest")
+ACTION_MODULES = (
+    "harness.chaos.actions",
+    "harness.chaos.ambiguous",
+    "harness.chaos.deploy",
+    "harness.chaos.midrequest",
+)
 CHAOS = Path(sys.executable).parent / "chaos"
 
 
