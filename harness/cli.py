@@ -174,7 +174,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise HarnessError(
             "verify needs a run folder (e.g. reports/latest), or --live for the running stack"
         )
-    verdict = verify_run(run_dir, live=live)
+    verdict = verify_run(run_dir, live=live, replay_against=args.replay_against or None)
     path = write_verdict(run_dir, verdict)
     render_summary(verdict, console)
     console.print(f"verdict: {path}")
@@ -330,6 +330,14 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         default="local",
         choices=["local", "k8s"],
         help="platform",
+    )
+    _flag(
+        verify,
+        "--replay-against",
+        env="SAGAQUAKE_REPLAY_AGAINST",
+        metavar="REF_OR_PATH",
+        help="replay the run's workflow histories on this code instead of the current one: a git "
+        "ref (a branch, tag or commit) or a folder holding system_under_test/",
     )
     commands["verify"] = cmd_verify
 

@@ -18,6 +18,7 @@ from harness.verify.frames import no_gc
 from harness.verify.history import History
 from harness.verify.invariants import INVARIANTS, check_all, invariant_names
 from harness.verify.reader import load_snapshot
+from harness.verify.replay import code_to_replay
 from harness.verify.results import InvariantResult
 from harness.verify.snapshot import export_snapshot, load_live
 from harness.verify.timeliness import THRESHOLDS, validate_thresholds
@@ -66,28 +67,35 @@ def verify_run(
     *,
     live: LiveSource | None = None,
     thresholds: dict[str, Any] | None = None,
+    replay_against: str | None = None,
 ) -> Verdict:
     """The verdict of one run. Raises ConfigError for a bad threshold or a missing run folder,
     StackNotRunningError when `live` names a Redis that does not answer; every other problem
     (a missing file, a crashing check) becomes an `unknown` invariant in the verdict. Writes
-    nothing: the caller writes verdict.json with `write_verdict`."""
+    nothing: the caller writes verdict.json with `write_verdict`. `replay_against` (a folder or
+    a git ref) is the code the histories are replayed on instead of the current one."""
     limits = validate_thresholds(thresholds)
     if run_dir is not None and not Path(run_dir).is_dir():
         raise ConfigError(f"no run folder at '{run_dir}': pass a folder under reports/")
     if live is None and run_dir is None:
         raise ConfigError("verify needs a run folder, or a live stack to read from")
+    if replay_against:
+        with code_to_replay(replay_against):  # a path or ref that does not exist: say so now
+            pass
     with no_gc():
         if live is not None:
             h = load_live(run_dir, live.redis_url, live.temporal_address, live.namespace)
         else:
             h = load_snapshot(run_dir)  # type: ignore[arg-type]
-        return verify_history(h, thresholds=limits)
+        return verify_history(h, thresholds=limits, replay_against=replay_against)
 
 
-def verify_history(h: History, *, thresholds: dict[str, Any] | None = None) -> Verdict:
+def verify_history(
+    h: History, *, thresholds: dict[str, Any] | None = None, replay_against: str | None = None
+) -> Verdict:
     """The verdict of a history already loaded (tests and benchmarks build their own)."""
     with no_gc():
-        results = check_all(h, thresholds=thresholds)
+        results = check_all(h, thresholds=thresholds, replay_against=replay_against)
     timely = next((r for r in results if r.name == "timeliness"), None)
     metrics: dict[str, Any] = {}
     threshold_checks: list[dict[str, Any]] = []

@@ -43,6 +43,7 @@ __all__ = [
     "assemble_history",
     "build_history",
     "part_frame",
+    "set_histories",
     "stream_file_name",
 ]
 
@@ -64,6 +65,7 @@ PART_FILES = {
     "inventory": "history/inventory.json",
     "readmodel": "history/readmodel.jsonl",
     "faults": "history/faults.jsonl",
+    "histories": "history/workflows.jsonl.gz",
     "run": "run.json",
 }
 # The fields the checks read, per part: the columns of its frame (None where a map lacks the
@@ -129,6 +131,9 @@ class History:
     inventory: pd.DataFrame | None = None  # index sku; int columns seed, available, reserved, sold
     readmodel: pd.DataFrame | None = None
     faults: pd.DataFrame | None = None
+    # Temporal's history of every workflow run: the snapshot's file, or the records (live,
+    # tests); read only by the checks that need them (harness/verify/histories.py).
+    histories: Path | Sequence[Mapping[str, Any]] | None = None
     raw: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)  # part -> maps
     other_streams: dict[str, StreamEntries] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it could not be read
@@ -258,6 +263,7 @@ def build_history(
     missing: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     run_dir: Path | None = None,
+    histories: Path | Sequence[Mapping[str, Any]] | None = None,
 ) -> History:
     """A History from the maps as read (the live reader, tests). A part given as None is
     missing (reason in `missing`)."""
@@ -273,7 +279,7 @@ def build_history(
     for part, rows in zip(_RECORD_PARTS, records, strict=True):
         if rows is not None:
             parts[part] = (part_frame(part, rows), rows)
-    return assemble_history(
+    h = assemble_history(
         source=source,
         run=run,
         parts=parts,
@@ -283,3 +289,16 @@ def build_history(
         notes=notes,
         run_dir=run_dir,
     )
+    set_histories(h, histories)
+    return h
+
+
+def set_histories(h: History, histories: Path | Sequence[Mapping[str, Any]] | None) -> None:
+    """Attach Temporal's histories (a file that exists, or records); else name them missing."""
+    if isinstance(histories, Path) and not histories.exists():
+        histories = None
+    h.histories = histories
+    if histories is None:
+        h.missing.setdefault("histories", f"{PART_FILES['histories']} is missing")
+    else:
+        h.missing.pop("histories", None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from harness.verify.determinism import no_nondeterminism, replays_deterministically
 from harness.verify.history import History
 from harness.verify.inventory import inventory_conservation
 from harness.verify.legal import exactly_one_confirmation, legal_history
@@ -29,11 +30,13 @@ INVARIANTS: tuple[Check, ...] = (
     legal_history,
     exactly_one_confirmation,
     temporal_agrees,
+    no_nondeterminism,
+    replays_deterministically,
     read_model_consistent,
     timeliness,
 )
 # Which checks take which keyword options of `check_all`.
-_OPTIONS = {"timeliness": ("thresholds",)}
+_OPTIONS = {"timeliness": ("thresholds",), "replays_deterministically": ("replay_against",)}
 
 
 def invariant_names() -> list[str]:
@@ -44,10 +47,12 @@ def check_all(
     h: History,
     *,
     thresholds: Mapping[str, Any] | None = None,
+    replay_against: str | None = None,
     checks: tuple[Check, ...] = INVARIANTS,
 ) -> list[InvariantResult]:
-    """Every check on one history; each returns a result (a crash is `unknown`, see `invariant`)."""
-    options: dict[str, Any] = {"thresholds": thresholds}
+    """Every check on one history; each returns a result (a crash is `unknown`, see `invariant`).
+    `replay_against` is the code `replays_deterministically` replays on (default the current)."""
+    options: dict[str, Any] = {"thresholds": thresholds, "replay_against": replay_against}
     results = []
     for check in checks:
         name = getattr(check, "invariant_name", "")

@@ -31,6 +31,7 @@ from harness.verify.history import (
     StreamEntries,
     assemble_history,
     part_frame,
+    set_histories,
 )
 
 __all__ = ["LineMaps", "load_snapshot", "read_client_side", "read_lines"]
@@ -348,7 +349,7 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
         parts["events"] = events
     elif events_error:
         missing["events"] = events_error
-    return assemble_history(
+    h = assemble_history(
         source="snapshot",
         run=client["run"],
         parts=parts,
@@ -358,3 +359,7 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
         notes=[*event_notes, *client["notes"], *side["notes"]],
         run_dir=run_dir,
     )
+    set_histories(h, run_dir / PART_FILES["histories"])
+    if "histories" in missing:  # the export recorded why it could not write them
+        h.missing["histories"] = missing["histories"]
+    return h

@@ -25,6 +25,7 @@ import pandas as pd
 import redis
 
 from harness.errors import StackNotRunningError
+from harness.verify.histories import HISTORIES_FILE, aexport_histories, aread_histories
 from harness.verify.history import (
     STREAM_PARTS,
     History,
@@ -178,7 +179,7 @@ def _run(coro: Coroutine[Any, Any, _T]) -> _T:
 
 
 def _read_live(
-    redis_url: str, temporal_address: str, namespace: str
+    redis_url: str, temporal_address: str, namespace: str, histories: bool = False
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Every part the stack holds; Redis must answer, Temporal may fail (its part is missing)."""
     r = _client(redis_url)
@@ -199,6 +200,14 @@ def _read_live(
     except Exception as err:  # an unreachable Temporal makes temporal_agrees unknown, not fatal
         parts["temporal"] = None
         errors["temporal"] = f"reading Temporal at {temporal_address!r} failed: {err}"
+    if histories:
+        try:
+            parts["histories"] = _run(aread_histories(temporal_address, namespace))
+        except Exception as err:
+            parts["histories"] = None
+            errors["histories"] = (
+                f"reading Temporal's histories at {temporal_address!r} failed: {err}"
+            )
     return parts, errors
 
 
@@ -218,7 +227,7 @@ def load_live(
             "ledger": "no run folder given: what clients were told is unknown",
             "faults": "no run folder given: fault windows are unknown",
         }
-    parts, errors = _read_live(redis_url, temporal_address, namespace)
+    parts, errors = _read_live(redis_url, temporal_address, namespace, histories=True)
     return build_history(
         source="live",
         run=side["run"],
@@ -231,6 +240,7 @@ def load_live(
         missing={**side["missing"], **errors},
         notes=side["notes"],
         run_dir=Path(run_dir) if run_dir is not None else None,
+        histories=parts["histories"],
     )
 
 
@@ -242,9 +252,10 @@ def export_snapshot(
 ) -> dict[str, Any]:
     """Write the live stack's history into `<run_dir>/history/` and return what was written.
 
-    Files: streams/<stream>.jsonl (every stream), temporal.jsonl, inventory.json,
-    readmodel.jsonl, and export.json (when, from where, counts, and any part that failed:
-    that part's file is not written, so its checks report unknown with the reason)."""
+    Files: streams/<stream>.jsonl (every stream), temporal.jsonl, workflows.jsonl.gz (every
+    workflow run's history), inventory.json, readmodel.jsonl, and export.json (when, from
+    where, counts, and any part that failed: that part's file is not written, so its checks
+    report unknown with the reason)."""
     started = time.time()
     hist = Path(run_dir) / "history"
     (hist / "streams").mkdir(parents=True, exist_ok=True)
@@ -257,6 +268,13 @@ def export_snapshot(
     if parts["temporal"] is not None:
         _write_lines(hist / "temporal.jsonl", map(orjson.dumps, parts["temporal"]))
         counts["temporal_runs"] = len(parts["temporal"])
+    took = time.time()
+    try:
+        path = Path(run_dir) / HISTORIES_FILE
+        counts["histories"] = _run(aexport_histories(path, temporal_address, namespace))
+        counts["histories_took_ms"] = round((time.time() - took) * 1000)
+    except Exception as err:
+        errors["histories"] = f"reading Temporal's histories at {temporal_address!r} failed: {err}"
     _write_bytes(
         hist / "inventory.json", orjson.dumps(parts["inventory"], option=orjson.OPT_INDENT_2)
     )

@@ -12,6 +12,7 @@ documented format (docs/run-folder.md) for loading tests, and for the report's t
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from harness.verify.histories import HISTORIES_FILE, write_histories
 from harness.verify.history import History, build_history, stream_file_name
 from system_under_test.ids import notification_id_for, order_id_for, payment_id_for, refund_id_for
 from system_under_test.projection.model import rebuild
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 T0 = 1763769000.0  # 2025-11-21 23:50:00 UTC
+RECORDED = Path(__file__).parents[2] / "data" / "histories"  # real OrderSaga histories, by path
 EVENTS = "orders:events"
 PAYMENTS = "payments:ledger"
 INVENTORY = "inventory:ledger"
@@ -95,6 +98,8 @@ class HistoryBuilder:
         self.streams: dict[str, list[tuple[str, dict[str, str]]]] = {s: [] for s in STREAMS}
         self.ledger: dict[str, list[dict[str, Any]]] = {}
         self.temporal: list[dict[str, Any]] = []
+        self.histories: list[dict[str, Any]] = []  # Temporal's history of each run
+        self._path = "completed"  # the recorded history the next workflow() run gets
         self.faults: list[dict[str, Any]] = []
         self.stock = {
             "seed": dict(stock or {"SKU-0001": 100, "SKU-0002": 100, "SKU-0003": 2}),
@@ -196,7 +201,44 @@ class HistoryBuilder:
             "close_time": round(self.now, 6) if closed else None,
         }
         self.temporal.append(run)
+        events = copy.deepcopy(_recorded(self._path)["events"])
+        if not closed:  # a run in flight: its history so far (started, first task scheduled)
+            events = events[:2]
+        self.histories.append(
+            {
+                "workflow_id": order_id,
+                "run_id": run["run_id"],
+                "workflow_type": "OrderSaga",
+                "status": status,
+                "history": {"events": events},
+            }
+        )
+        self._path = "completed"
         return run
+
+    def task_failed(
+        self,
+        order_id: str,
+        message: str = "[TMPRL1100] Nondeterminism error: Activity type of recorded marker "
+        "'capture_payment' does not match activity type of local activity command 'screen_order'",
+        cause: str = "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR",
+        identity: str = "4242@host saga-v2",
+    ) -> dict[str, Any]:
+        """A failed workflow task at the end of the latest history of `order_id`'s saga."""
+        record = next(r for r in reversed(self.histories) if r["workflow_id"] == order_id)
+        events = record["history"]["events"]
+        event = {
+            "eventId": str(len(events) + 1),
+            "eventTime": "2025-11-21T23:50:30.000000Z",
+            "eventType": "EVENT_TYPE_WORKFLOW_TASK_FAILED",
+            "workflowTaskFailedEventAttributes": {
+                "cause": cause,
+                "failure": {"message": message},
+                "identity": identity,
+            },
+        }
+        events.append(event)
+        return event
 
     def fault(self, started_at: float, ended_at: float, **extra: Any) -> dict[str, Any]:
         record = {
@@ -338,15 +380,18 @@ class HistoryBuilder:
             sku=order.items[0]["sku"],
         )
         self.step(order, "OrderCancelled", reason="out_of_stock")
+        self._path = "out_of_stock"
         self.workflow(order.order_id, "COMPLETED")
         return order
 
     def declined(self, key: str | None = None, **body: Any) -> Order:
+        self._path = "payment_declined"
         path = [("OrderPlaced", {}), ("InventoryReserved", {}), ("PaymentDeclined", {})]
         path += [("InventoryReleased", {}), ("OrderCancelled", {"reason": "payment_declined"})]
         return self._saga(path, key, "COMPLETED", body)
 
     def refunded(self, key: str | None = None, reason: str = "CommitFailed", **body: Any) -> Order:
+        self._path = "refunded"
         path = [(t, {}) for t in ("OrderPlaced", "InventoryReserved", "PaymentCaptured")]
         path += [("PaymentRefunded", {}), ("InventoryReleased", {})]
         path += [("OrderCancelled", {"reason": reason})]
@@ -413,6 +458,7 @@ class HistoryBuilder:
             "inventory": None if "inventory" in omit else copy.deepcopy(self.stock),
             "readmodel": None if "readmodel" in omit else self.readmodel(),
             "faults": None if "faults" in omit else copy.deepcopy(self.faults),
+            "histories": None if "histories" in omit else copy.deepcopy(self.histories),
         }
         return parts
 
@@ -440,7 +486,16 @@ class HistoryBuilder:
             _dump_lines(hist / "readmodel.jsonl", parts["readmodel"])
         if parts["faults"] is not None:
             _dump_lines(hist / "faults.jsonl", parts["faults"])
+        if parts["histories"] is not None:
+            write_histories(run_dir / HISTORIES_FILE, parts["histories"])
         return run_dir
+
+
+@functools.cache
+def _recorded(path: str) -> dict[str, Any]:
+    """A recorded OrderSaga history of tests/data/histories (completed, payment_declined,
+    out_of_stock, refunded), as Temporal's JSON."""
+    return dict(orjson.loads((RECORDED / f"{path}.json").read_bytes()))
 
 
 def _dump(path: Path, obj: Any) -> None:
