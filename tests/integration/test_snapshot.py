@@ -126,6 +126,28 @@ class _OrderSaga:
         return order_id
 
 
+STAND_IN = """
+from temporalio import workflow
+
+
+@workflow.defn(name="OrderSaga", sandboxed=False)
+class OrderSaga:
+    @workflow.run
+    async def run(self, order_id: str) -> str:
+        return order_id
+"""
+
+
+def _stand_in_code(root: Path) -> str:
+    """A folder whose system_under_test has the stand-in saga: the code its histories replay on."""
+    saga = root / "system_under_test" / "saga"
+    saga.mkdir(parents=True)
+    (root / "system_under_test" / "__init__.py").write_text("")
+    (saga / "__init__.py").write_text("")
+    (saga / "workflows.py").write_text(STAND_IN)
+    return str(root)
+
+
 def _write_to_redis(r: redis.Redis, b: HistoryBuilder) -> None:
     """What the services would have written: entries at their stream ids, and the hashes."""
     for stream, entries in b.streams.items():
@@ -201,9 +223,15 @@ async def test_the_snapshot_and_the_live_stack_give_the_same_verdict(
     inventory = orjson.loads((hist / "inventory.json").read_bytes())
     assert inventory["sold"]["SKU-0001"] == b.stock["sold"]["SKU-0001"]
 
-    from_files = await asyncio.to_thread(verify_run, run_dir)
+    assert summary["counts"]["histories"] == len(order_ids)
+    # the stand-in's histories do not replay on the real saga, and the verifier says so
+    real = await asyncio.to_thread(verify_run, run_dir)
+    replay = real.result("replays_deterministically")
+    assert replay.status == "fail" and replay.counts["violations"] == len(order_ids)
+    code = _stand_in_code(tmp_path / "stand-in")
+    from_files = await asyncio.to_thread(verify_run, run_dir, replay_against=code)
     live = await asyncio.to_thread(
-        verify_run, run_dir, live=LiveSource(redis_url, temporal_address)
+        verify_run, run_dir, live=LiveSource(redis_url, temporal_address), replay_against=code
     )
     assert from_files.ok is True, [(x.name, x.status, x.error) for x in from_files.invariants]
     assert (from_files.source, live.source) == ("snapshot", "live")
@@ -219,9 +247,9 @@ async def test_the_snapshot_and_the_live_stack_give_the_same_verdict(
     await _visible(temporal_address, len(order_ids) + 1)
     run_dir = b.write(tmp_path / "run2", omit=CLIENT_SIDE_ONLY)
     await asyncio.to_thread(export_snapshot, run_dir, redis_url, temporal_address)
-    from_files = await asyncio.to_thread(verify_run, run_dir)
+    from_files = await asyncio.to_thread(verify_run, run_dir, replay_against=code)
     live = await asyncio.to_thread(
-        verify_run, run_dir, live=LiveSource(redis_url, temporal_address)
+        verify_run, run_dir, live=LiveSource(redis_url, temporal_address), replay_against=code
     )
     phantom = from_files.result("no_phantom_order")
     assert phantom.status == "fail"
