@@ -6,7 +6,8 @@ the chaos identity; the objects and commands themselves are in k8s_fault_specs.p
   the pod's pause process and the app stops (as PID 1 it would ignore a SIGSTOP sent from inside
   its container). resume sends SIGCONT the same way. Exec needs pods/exec, which the chaos
   identity has only by opting in (k8s/base/chaos-rbac-exec.yaml); `unsupported` asks the API
-  server (SelfSubjectAccessReview) before anything is tried.
+  server (SelfSubjectAccessReview) before anything is tried. `exec_each` runs another command
+  the same way, under the same check (the platform's held_work reads a pod's sockets with it).
 - partition: a NetworkPolicy selecting the service's pods, with no ingress rule (deny all).
 - reply loss: a Chaos Mesh NetworkChaos (loss 100 %, direction `to`) on the service's pods, only
   where Chaos Mesh is installed; a namespaced list answering 404 tells it is not.
@@ -115,7 +116,7 @@ class KubernetesFaults:
     def _denied(self, permissions: tuple[tuple[str, str, str], ...]) -> list[str]:
         return [f"{r} {v}" for g, r, v in permissions if not self._may(g, r, v)]
 
-    def _exec_problem(self) -> str | None:
+    def _exec_problem(self, needs: str = "pause needs to send SIGSTOP") -> str | None:
         who = self._impersonate
         if who and service_account_of(who) is None:
             return (
@@ -126,7 +127,7 @@ class KubernetesFaults:
         if denied:
             return (
                 f"the chaos identity {who or 'you'!r} may not exec into pods "
-                f"({', '.join(denied)}), which pause needs to send SIGSTOP: opt in with SAGAQUAKE_K8S_POD_EXEC=1 and "
+                f"({', '.join(denied)}), which {needs}: opt in with SAGAQUAKE_K8S_POD_EXEC=1 and "
                 f"{_REAPPLY}, which applies k8s/base/chaos-rbac-exec.yaml; or set "
                 "SAGAQUAKE_K8S_IMPERSONATE=none to act as yourself"
             )
@@ -231,6 +232,34 @@ class KubernetesFaults:
                 )
             evidence.append(PauseEvidence(pod.name, pod.uid, bool(frozen), extra))
         return evidence
+
+    def exec_each(
+        self, service: str, command: list[str], needs: str
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """`command` in every running pod of `service` as the chaos identity: (output by pod
+        name, error by pod name); pods gone meanwhile are left out. Refused as pause is without
+        pods/exec (`needs` says what for); one pod failing (its container restarting) is
+        reported, not raised, unless every pod failed."""
+        problem = self._exec_problem(needs)
+        if problem:
+            raise PlatformError(f"cannot exec into the pods of {service!r}: {problem}")
+        outputs, errors = {}, {}
+        for pod in sorted(
+            (p for p in self._pods(service, True) if execable(p)), key=lambda p: p.name
+        ):
+            try:
+                out = self._exec(pod, command, chaos=True)
+            except HarnessError as exc:
+                errors[pod.name] = str(exc)
+                continue
+            if out is not None:
+                outputs[pod.name] = out
+        if errors and not outputs:
+            raise PlatformError(
+                f"could not exec into any pod of {service!r}: "
+                + "; ".join(f"{name}: {error}" for name, error in sorted(errors.items()))
+            )
+        return outputs, errors
 
     def resume(self, service: str | None = None) -> list[str]:
         """SIGCONT in every running pod of `service` (of the stack), whoever stopped them; the

@@ -11,6 +11,9 @@
   exercised for real: kill = delete pods by label (grace 0 for KILL) and wait for new pod uids;
   stop/start = scale to 0 and back to the remembered count. The ambiguous faults (pause,
   partition, reply loss) are in k8s_faults.py; `up` and `down` sweep up what a crashed run left.
+- held work (for a kill mid-request): an HTTP pod's unread requests from an exec that reads its
+  /proc/net/tcp* (k8s_held_work.py; pods/exec, as pause), the projection's pending entries by
+  XPENDING; `kill_replicas` deletes exactly the pods named.
 - `redis` speaks to Redis over its NodePort (no pods/exec needed).
 
 Configuration (environment): SAGAQUAKE_K8S_CONTEXT (default: the current context),
@@ -18,8 +21,8 @@ SAGAQUAKE_K8S_OVERLAY (kind|minikube; default from the context's name), SAGAQUAK
 (default sagaquake:dev), SAGAQUAKE_K8S_NODE_HOST (default: the API server's host),
 SAGAQUAKE_K8S_IMPERSONATE (default: the chaos ServiceAccount; `none` to act as yourself),
 SAGAQUAKE_K8S_POD_EXEC (default off; `1` makes `up` also apply k8s/base/chaos-rbac-exec.yaml,
-which lets the chaos identity exec into pods, as pause needs), SAGAQUAKE_K8S_DIR (default: the
-repository's k8s/).
+which lets the chaos identity exec into pods, as pause and held work need), SAGAQUAKE_K8S_DIR
+(default: the repository's k8s/).
 """
 
 from __future__ import annotations
@@ -55,7 +58,15 @@ from harness.platforms.k8s_api import (
     tcp_reachable,
 )
 from harness.platforms.k8s_checks import check_all
+from harness.platforms.k8s_fault_specs import execable
 from harness.platforms.k8s_faults import KubernetesFaults
+from harness.platforms.k8s_held_work import (
+    consumer_name,
+    held_sockets,
+    held_sockets_command,
+    http_port,
+    pending_entries,
+)
 from harness.platforms.k8s_manifests import (
     DEFAULT_IMAGE,
     NAME_LABEL,
@@ -143,6 +154,7 @@ class KubernetesPlatform:
         self._clock, self._sleep = clock, sleep
         self._reachable = reachable or tcp_reachable
         self._endpoints: Endpoints | None = None
+        self._http_ports: dict[str, int] = {}
         self.pod_exec = pod_exec_from_env() if pod_exec is None else pod_exec
         self._faults = KubernetesFaults(
             lambda: self.clients,
@@ -236,12 +248,15 @@ class KubernetesPlatform:
         return WORKLOADS[service]
 
     def _pods(self, service: str | None = None, *, chaos: bool = False) -> list[PodInfo]:
+        return [pod_info(p) for p in self._v1pods(service, chaos=chaos)]
+
+    def _v1pods(self, service: str | None = None, *, chaos: bool = False) -> list[Any]:
         selector = _SELECTOR if service is None else f"{NAME_LABEL}={service},{_SELECTOR}"
         core = self.clients.chaos_core if chaos else self.clients.core
         found = self._call(
             "list pods", core.list_namespaced_pod, self.namespace, label_selector=selector
         )
-        return [pod_info(p) for p in found.items]
+        return list(found.items)
 
     def _scale_api(self, kind: str, verb: str) -> Callable[..., Any]:
         suffix = "stateful_set" if kind == "StatefulSet" else "deployment"
@@ -530,10 +545,47 @@ class KubernetesPlatform:
     ) -> list[KillEvidence]:
         """Delete `count` random pods of `service` (by label) and wait until each is gone and a
         new incarnation (a new pod uid) is ready."""
-        kind, _ = self._workload(service)
-        grace = grace_for_signal(signal)
+        self._workload(service)
+        grace_for_signal(signal)  # an unsupported signal is refused before anything is chosen
         before = self._pods(service, chaos=True)
         victims = choose_victims(before, service, count, self._rng)
+        return self._kill_pods(service, victims, before, signal, wait_s)
+
+    def kill_replicas(
+        self, names: list[str], signal: str = "KILL", wait_s: float = 30.0
+    ) -> list[KillEvidence]:
+        """Delete exactly the named pods (grace 0 for KILL) and wait for their replacements, as
+        `kill` does for its random choice: a kill mid-request names the pod holding the work.
+        Pods of several services are killed one service after the other."""
+        grace_for_signal(signal)
+        wanted = list(dict.fromkeys(names))
+        live = {p.name: p for p in self._pods(chaos=True) if p.live and p.service in WORKLOADS}
+        missing = [n for n in wanted if n not in live]
+        if missing:
+            raise PlatformError(
+                f"no running replica named {missing[0]!r} to kill; running: "
+                f"{', '.join(sorted(live)) or 'none'} (see `sagaquake status`)"
+            )
+        evidence: dict[str, KillEvidence] = {}
+        for service in dict.fromkeys(live[n].service for n in wanted):
+            victims = [live[n] for n in wanted if live[n].service == service]
+            before = self._pods(service, chaos=True)
+            for item in self._kill_pods(service, victims, before, signal, wait_s):
+                evidence[item.name] = item
+        return [evidence[n] for n in wanted]
+
+    def _kill_pods(
+        self,
+        service: str,
+        victims: list[PodInfo],
+        before: list[PodInfo],
+        signal: str,
+        wait_s: float,
+    ) -> list[KillEvidence]:
+        """Delete `victims` (pods of `service`; `before`: its pods beforehand) as the chaos
+        identity and wait until each is gone and a new incarnation is ready, up to `wait_s`."""
+        kind, _ = self._workload(service)
+        grace = grace_for_signal(signal)
         started = self._clock()
         for victim in victims:
             kwargs = {} if grace is None else {"grace_period_seconds": grace}
@@ -638,6 +690,44 @@ class KubernetesPlatform:
 
     def http_services(self) -> tuple[str, ...]:
         return HTTP_SERVICES
+
+    # -- held work (base.HeldWork; k8s_held_work.py) ---------------------------------------------
+
+    def held_work(self, service: str) -> dict[str, dict[str, Any]]:
+        """Per running pod of `service`: for an HTTP service the requests the kernel holds for
+        the app on its container port (from an exec, so it needs pods/exec as pause does); for
+        the projection the entries delivered to its consumer and not acknowledged (XPENDING over
+        Redis's NodePort); {} for the others."""
+        self._workload(service)
+        if service == "projection":
+            return self._pending_by_pod()
+        if service not in HTTP_SERVICES:
+            return {}
+        port = self._http_port(service)
+        outputs, errors = self._faults.exec_each(
+            service, held_sockets_command(port), "held_work needs to read the pods' sockets"
+        )
+        held = {name: held_sockets(out, port) for name, out in outputs.items()}
+        for name, error in errors.items():  # seen holding nothing, and why
+            held[name] = {**held_sockets("", port), "why": error}
+        return dict(sorted(held.items()))
+
+    def _http_port(self, service: str) -> int:
+        if service not in self._http_ports:  # held_work is polled: render the manifests once
+            self._http_ports[service] = http_port(self.manifests(), service)
+        return self._http_ports[service]
+
+    def _pending_by_pod(self) -> dict[str, dict[str, Any]]:
+        pods = [p for p in self._v1pods("projection", chaos=True) if execable(pod_info(p))]
+        if not pods:
+            return {}
+        client = redis.Redis.from_url(
+            self.endpoints().redis_url, decode_responses=True, socket_timeout=5
+        )
+        try:
+            return {p.metadata.name: pending_entries(client, consumer_name(p)) for p in pods}
+        finally:
+            client.close()
 
     # -- ambiguous faults (k8s_faults.py) ------------------------------------------------------
 

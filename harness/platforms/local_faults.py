@@ -31,6 +31,7 @@ import psutil
 
 from harness.errors import PlatformError
 from harness.platforms.base import NETWORK_FAULTS, NetFault
+from harness.platforms.proc_net import socket_inodes, tcp_queues
 
 __all__ = [
     "TABLE_PREFIX",
@@ -103,32 +104,20 @@ def thaw(procs: list[psutil.Process]) -> list[int]:
 def socket_queues(pid: int, port: int) -> dict[str, int]:
     """What the kernel holds for `pid` (and its children) on local `port` that the process has
     not read: connections waiting in its accept queue, and request bytes waiting in
-    established connections (from /proc/net/tcp*, by the sockets the processes own)."""
-    inodes = set()
+    established connections (from /proc/net/tcp*, by the sockets the processes own; the
+    parsing is proc_net's, shared with the Kubernetes platform)."""
+    links = []
     for proc in _tree(pid):
         with contextlib.suppress(OSError):
             for fd in os.listdir(f"/proc/{proc.pid}/fd"):
                 with contextlib.suppress(OSError):
-                    target = os.readlink(f"/proc/{proc.pid}/fd/{fd}")
-                    if target.startswith("socket:["):
-                        inodes.add(target[8:-1])
-    held = {"accept_queue": 0, "unread_bytes": 0, "connections_with_unread": 0}
+                    links.append(os.readlink(f"/proc/{proc.pid}/fd/{fd}"))
+    inodes = socket_inodes("\n".join(links))
+    lines: list[str] = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as lines:
-            next(lines, None)
-            for line in lines:
-                cols = line.split()
-                if len(cols) < 10 or cols[9] not in inodes:
-                    continue
-                if int(cols[1].rsplit(":", 1)[1], 16) != port:
-                    continue
-                queued = int(cols[4].split(":")[1], 16)
-                if cols[3] == "0A":  # LISTEN: rx_queue is the accept backlog
-                    held["accept_queue"] += queued
-                elif cols[3] == "01" and queued:  # ESTABLISHED with bytes not read
-                    held["unread_bytes"] += queued
-                    held["connections_with_unread"] += 1
-    return held
+        with contextlib.suppress(OSError), open(table) as found:
+            lines += found.readlines()
+    return tcp_queues(lines, port, inodes).counts()
 
 
 # -- nftables ---------------------------------------------------------------------------------

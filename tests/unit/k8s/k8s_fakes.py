@@ -82,6 +82,8 @@ class FakePod:
     restarts: int = 0
     reason: str | None = None
     stopped: bool = False  # its app got a SIGSTOP (and no SIGCONT since)
+    proc_tcp: str = ""  # its /proc/net/tcp and tcp6 lines, as held work's exec reads them
+    proc_fds: str = ""  # `ls -l /proc/[0-9]*/fd` in it
 
 
 @dataclass
@@ -89,7 +91,8 @@ class FakeCluster:
     """Services → (kind, replicas). Time moves only through `sleep`. `chaos_rbac`: what the
     chaos identity may do (None: anything). `share_pid`: the pods share their process namespace
     (else the app is PID 1 and ignores SIGSTOP). `crds`: custom resources the cluster serves;
-    Chaos Mesh injects a NetworkChaos after `inject_delay` (never unless `injects`)."""
+    Chaos Mesh injects a NetworkChaos after `inject_delay` (never unless `injects`). `env`:
+    service → the literal env of its pods' container (the projection's consumer name)."""
 
     spec: dict[str, tuple[str, int]]
     ready_delay: float = 2.0
@@ -112,6 +115,7 @@ class FakeCluster:
     chaos: dict[str, dict[str, Any]] = field(default_factory=dict)  # NetworkChaos by name
     execs: list[tuple[str, str, list[str]]] = field(default_factory=list)  # (who, pod, argv)
     reviews: list[Permission] = field(default_factory=list)  # access reviews asked
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:
@@ -200,7 +204,18 @@ class FakeCluster:
                     datetime.fromtimestamp(self.now, UTC) if pod.deleting_at is not None else None
                 ),
             ),
-            spec=k8s.V1PodSpec(containers=[k8s.V1Container(name=pod.service)]),
+            spec=k8s.V1PodSpec(
+                containers=[
+                    k8s.V1Container(
+                        name=pod.service,
+                        env=[
+                            k8s.V1EnvVar(name=k, value=v)
+                            for k, v in self.env.get(pod.service, {}).items()
+                        ]
+                        or None,
+                    )
+                ]
+            ),
             status=k8s.V1PodStatus(
                 phase="Running" if not pod.reason else "Pending",
                 start_time=datetime.fromtimestamp(pod.created, UTC),

@@ -25,6 +25,8 @@ __all__ = [
 ]
 
 _STATES = "grep -H '^State:' /proc/[0-9]*/status"
+_GREP_TCP = re.compile(r"grep -h '(:[0-9A-F]{4} )' /proc/net/tcp /proc/net/tcp6 2>/dev/null")
+_LS_FDS = "ls -l /proc/[0-9]*/fd 2>/dev/null"
 
 
 def chaos_role(overlay: str = "kind", exec_rbac: bool = False) -> set[Permission]:
@@ -46,7 +48,8 @@ def run_shell(cluster: FakeCluster, pod: FakePod, command: list[str]) -> str:
     """`sh -c '<statements>'` in `pod`, for the statements pause and resume use: signals to
     every process but PID 1 and the shell, a short sleep, and the processes' states. With
     `share_pid` the pod's PID 1 is its pause process and the app is pid 7; without, the app is
-    PID 1 and ignores SIGSTOP sent from inside its container."""
+    PID 1 and ignores SIGSTOP sent from inside its container. And those held work uses: an echo,
+    a grep of the pod's `proc_tcp` lines, and an `ls -l` of its fds (`proc_fds`)."""
     if len(command) != 3 or command[:2] != ["sh", "-c"]:
         raise AssertionError(f"the fake shell only runs `sh -c <script>`, got {command!r}")
     out = []
@@ -55,8 +58,14 @@ def run_shell(cluster: FakeCluster, pod: FakePod, command: list[str]) -> str:
             pod.stopped = cluster.share_pid  # as PID 1 the app ignores it
         elif statement == "kill -CONT -1":
             pod.stopped = False
-        elif re.fullmatch(r"sleep [0-9.]+", statement):
+        elif re.fullmatch(r"sleep [0-9.]+", statement) or statement == "true":
             pass
+        elif re.fullmatch(r"echo '[^']*'", statement):
+            out.append(statement[6:-1])
+        elif found := _GREP_TCP.fullmatch(statement):
+            out += [line for line in pod.proc_tcp.splitlines() if found[1] in line]
+        elif statement == _LS_FDS:
+            out += pod.proc_fds.splitlines()
         elif statement == _STATES:
             app = "T (stopped)" if pod.stopped else "S (sleeping)"
             table = {1: "S (sleeping)", 7: app} if cluster.share_pid else {1: app}

@@ -89,3 +89,24 @@ def test_cli_renders_an_overlay_without_a_cluster(capsys: pytest.CaptureFixture[
         for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert images == {"sagaquake:test"}
+
+
+def test_nightly_kubernetes_job_can_run_the_ambiguous_faults() -> None:
+    """pause and the kills mid-request need the exec opt-in when the stack is applied; the lost
+    replies need Chaos Mesh, installed (pinned) before the tests and the suite."""
+    workflow = yaml.safe_load((REPO / ".github" / "workflows" / "nightly.yml").read_text())
+    k8s = workflow["jobs"]["kubernetes"]
+    assert k8s["env"]["SAGAQUAKE_K8S_POD_EXEC"] == "1"  # job-wide: `make kind-up` applies it
+    runs = [str(step.get("run", "")) for step in k8s["steps"]]
+    [install] = [i for i, run in enumerate(runs) if "helm upgrade --install chaos-mesh" in run]
+    kind_up = next(i for i, run in enumerate(runs) if "make kind-up" in run)
+    suite = next(i for i, run in enumerate(runs) if "make chaos PLATFORM=k8s" in run)
+    assert kind_up < install < suite
+    script = runs[install]
+    assert "chaos-mesh/chaos-mesh" in script and "--namespace chaos-mesh" in script
+    assert '--version "$CHAOS_MESH_VERSION"' in script
+    assert re.fullmatch(r"\d+\.\d+\.\d+", k8s["env"]["CHAOS_MESH_VERSION"])
+    assert "--set chaosDaemon.runtime=containerd" in script
+    assert "--set chaosDaemon.socketPath=/run/containerd/containerd.sock" in script
+    assert "--wait" in script and "wait pods --all" in script and "sch_netem" in script
+    assert any("setup-helm" in str(step.get("uses", "")) for step in k8s["steps"][:install])
