@@ -49,12 +49,11 @@ def evidence_headline(evidence: dict[str, Any]) -> list[str]:
             f"reserved, {events.get('PaymentCaptured', 0)} captured"
         )
     kills = evidence.get("kills")  # a count in kill_replicas' windows, a list here
-    held = (
-        [k.get("in_flight") for k in kills if isinstance(k, dict)]
-        if isinstance(kills, list)
-        else []
-    )
-    held = [h for h in held if isinstance(h, dict)]
+    held: list[dict[str, Any]] = [
+        k["in_flight"]
+        for k in (kills if isinstance(kills, list) else [])
+        if isinstance(k, dict) and isinstance(k.get("in_flight"), dict)
+    ]
     if held:
         parts = [
             f"{h.get('accept_queue', 0)} waiting connections, {h.get('unread_bytes', 0)} unread bytes"
