@@ -29,7 +29,7 @@ import orjson
 from harness.errors import ConfigError
 from harness.verify.histories import HistoryRecords, write_histories
 
-__all__ = ["Code", "code_to_replay", "replay_histories"]
+__all__ = ["Code", "code_to_replay", "replay_histories", "replay_processes"]
 
 CHILD = Path(__file__).with_name("replay_child.py")
 PACKAGE = "system_under_test"
@@ -114,9 +114,22 @@ def code_to_replay(against: str | Path | None = None) -> Iterator[Code]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def replay_histories(histories: HistoryRecords, code: Code) -> dict[str, Any]:
-    """Replay every history against `code` in a child process; its JSON answer (see
-    replay_child.py), plus `code` (the label). Raises RuntimeError when the child fails."""
+def replay_processes() -> int:
+    """How many child processes replay at once: SAGAQUAKE_VERIFY_WORKERS, else 2 on two cores
+    or more (a replay is CPU-bound, ~13 ms a saga), else 1."""
+    raw = os.environ.get("SAGAQUAKE_VERIFY_WORKERS", "").strip()
+    if raw.isdigit() and int(raw) >= 1:
+        return int(raw)
+    return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
+def replay_histories(
+    histories: HistoryRecords, code: Code, parts: int | None = None
+) -> dict[str, Any]:
+    """Replay every history against `code` in `parts` child processes at once (each replays
+    every `parts`-th line); their JSON answers merged (see replay_child.py), plus `code` (the
+    label). Raises RuntimeError when a child fails."""
+    k = parts or replay_processes()
     with contextlib.ExitStack() as stack:
         if isinstance(histories, Path):
             path = histories
@@ -125,13 +138,32 @@ def replay_histories(histories: HistoryRecords, code: Code) -> dict[str, Any]:
             path = folder / "workflows.jsonl.gz"
             write_histories(path, histories)
         env = {**os.environ, "PYTHONPATH": str(code.root), "PYTHONDONTWRITEBYTECODE": "1"}
-        done = subprocess.run(
-            [sys.executable, str(CHILD), "--histories", str(path), "--code", str(code.root)],
-            capture_output=True, env=env, cwd=code.root, timeout=_TIMEOUT_S, check=False,
-        )  # fmt: skip
-    if done.returncode != 0 or not done.stdout.strip():
-        tail = done.stderr.decode(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"the replay of {code.label} failed: " + " / ".join(tail))
-    answer: dict[str, Any] = orjson.loads(done.stdout.strip().splitlines()[-1])
-    answer["code"] = code.label
-    return answer
+        argv = [sys.executable, str(CHILD), "--histories", str(path), "--code", str(code.root)]
+        children = [
+            subprocess.Popen(
+                [*argv, "--part", f"{j}/{k}"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=code.root,
+            )
+            for j in range(k)
+        ]
+        answers = []
+        for child in children:
+            out, err = child.communicate(timeout=_TIMEOUT_S)
+            if child.returncode != 0 or not out.strip():
+                for other in children:
+                    other.kill()
+                tail = err.decode(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"the replay of {code.label} failed: " + " / ".join(tail))
+            answers.append(orjson.loads(out.strip().splitlines()[-1]))
+    return {
+        "code": code.label,
+        "histories": sum(a["histories"] for a in answers),
+        "replayed": sum(a["replayed"] for a in answers),
+        "workflow_types": answers[0]["workflow_types"],
+        "took_s": max(a["took_s"] for a in answers),
+        "parts": k,
+        "failures": sorted((f for a in answers for f in a["failures"]), key=lambda f: f["index"]),
+    }

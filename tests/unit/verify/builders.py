@@ -19,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+from temporalio.api.history.v1 import History as HistoryProto
+from temporalio.client import WorkflowHistory
 
-from harness.verify.histories import HISTORIES_FILE, write_histories
+from harness.verify.histories import HISTORIES_FILE, decode, encode, write_histories
 from harness.verify.history import History, build_history, stream_file_name
 from system_under_test.ids import notification_id_for, order_id_for, payment_id_for, refund_id_for
 from system_under_test.projection.model import rebuild
@@ -201,7 +204,7 @@ class HistoryBuilder:
             "close_time": round(self.now, 6) if closed else None,
         }
         self.temporal.append(run)
-        events = copy.deepcopy(_recorded(self._path)["events"])
+        events = list(_recorded(self._path).events)
         if not closed:  # a run in flight: its history so far (started, first task scheduled)
             events = events[:2]
         self.histories.append(
@@ -210,7 +213,7 @@ class HistoryBuilder:
                 "run_id": run["run_id"],
                 "workflow_type": "OrderSaga",
                 "status": status,
-                "history": {"events": events},
+                "history": encode(HistoryProto(events=events)),
             }
         )
         self._path = "completed"
@@ -224,21 +227,21 @@ class HistoryBuilder:
         cause: str = "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR",
         identity: str = "4242@host saga-v2",
     ) -> dict[str, Any]:
-        """A failed workflow task at the end of the latest history of `order_id`'s saga."""
+        """A failed workflow task at the end of the latest history of `order_id`'s saga (its
+        record)."""
         record = next(r for r in reversed(self.histories) if r["workflow_id"] == order_id)
-        events = record["history"]["events"]
-        event = {
-            "eventId": str(len(events) + 1),
-            "eventTime": "2025-11-21T23:50:30.000000Z",
-            "eventType": "EVENT_TYPE_WORKFLOW_TASK_FAILED",
-            "workflowTaskFailedEventAttributes": {
-                "cause": cause,
-                "failure": {"message": message},
-                "identity": identity,
-            },
-        }
-        events.append(event)
-        return event
+        history = decode(record)
+        event = history.events.add(
+            event_id=len(history.events) + 1,
+            event_type=EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+        )
+        event.event_time.FromJsonString("2025-11-21T23:50:30Z")
+        attrs = event.workflow_task_failed_event_attributes
+        attrs.cause = WorkflowTaskFailedCause.Value(cause)
+        attrs.failure.message = message
+        attrs.identity = identity
+        record["history"] = encode(history)
+        return record
 
     def fault(self, started_at: float, ended_at: float, **extra: Any) -> dict[str, Any]:
         record = {
@@ -492,10 +495,11 @@ class HistoryBuilder:
 
 
 @functools.cache
-def _recorded(path: str) -> dict[str, Any]:
+def _recorded(path: str) -> HistoryProto:
     """A recorded OrderSaga history of tests/data/histories (completed, payment_declined,
-    out_of_stock, refunded), as Temporal's JSON."""
-    return dict(orjson.loads((RECORDED / f"{path}.json").read_bytes()))
+    out_of_stock, refunded)."""
+    recorded = WorkflowHistory.from_json(path, (RECORDED / f"{path}.json").read_text())
+    return HistoryProto(events=recorded.events)
 
 
 def _dump(path: Path, obj: Any) -> None:
