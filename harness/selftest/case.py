@@ -35,7 +35,8 @@ from harness.settings import isolated_env
 __all__ = ["Case", "run_case"]
 
 CLEANUP_WAIT_S = 300.0  # how long a child may take to roll back and tear down after Ctrl-C
-MARGIN_S = 600.0  # on top of warm-up + load + drain: up, snapshot, verify, report, down
+# on top of warm-up + load + drain: up, experiments settling, snapshot, verify, report, down
+MARGIN_S = 900.0
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,10 @@ def _budget_s(suite_path: Path) -> float:
 
 def _wait(
     proc: subprocess.Popen[bytes], budget_s: float, tick: Callable[[float], None]
-) -> tuple[int, bool]:
+) -> tuple[int | None, str]:
     """Wait for the child; on Ctrl-C (or past the budget) pass one SIGINT on and wait for its
-    clean-up, then SIGTERM, then SIGKILL. Returns (exit code, whether we were interrupted)."""
+    clean-up, then SIGTERM, then SIGKILL. Returns its exit code and how it ended: "done",
+    "interrupted" (by us) or "timed out" (past the budget)."""
     started = time.monotonic()
     try:
         while proc.poll() is None:
@@ -89,9 +91,9 @@ def _wait(
             if elapsed > budget_s:
                 raise TimeoutError
             time.sleep(1.0)
-        return proc.returncode, False
+        return proc.returncode, "done"
     except (KeyboardInterrupt, TimeoutError) as exc:
-        interrupted = isinstance(exc, KeyboardInterrupt)
+        ended = "interrupted" if isinstance(exc, KeyboardInterrupt) else "timed out"
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGINT)
     for stop, wait_s in ((None, CLEANUP_WAIT_S), (proc.terminate, 60.0), (proc.kill, 60.0)):
@@ -103,7 +105,7 @@ def _wait(
             break
         except subprocess.TimeoutExpired:
             continue
-    return proc.returncode, interrupted
+    return proc.returncode, ended
 
 
 def _wait_ignoring_interrupts(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -171,8 +173,9 @@ def run_case(
                 stdin=subprocess.DEVNULL, preexec_fn=_own_group,
             )  # fmt: skip
             watch.start()
+            budget = _budget_s(suite)
             try:
-                code, interrupted = _wait(proc, _budget_s(suite), tick)
+                code, ended = _wait(proc, budget, tick)
             finally:
                 watch.stop()
                 cleanup = _stop_stacks(watch.stack_ids, env, copy)
@@ -180,7 +183,10 @@ def run_case(
         if cleanup:
             result.evidence["cleanup"] = cleanup
         result.duration_s = round(time.monotonic() - started, 1)
-        judge(result, _run_dir(case_dir / "reports"), None if interrupted else code)
+        judge(result, _run_dir(case_dir / "reports"), None if ended == "interrupted" else code)
+        if ended == "timed out":  # stopped by us: not the caller's Ctrl-C, and nothing to judge
+            result.outcome = "error"
+            result.detail = f"the run took longer than {budget:.0f} s and was stopped"
         proven = watch.proof.get("checked") and watch.proof.get("ok")
         if result.outcome in ("caught", "missed", "passed", "false alarm") and not proven:
             # unproven, a verdict could be about the checkout's code instead of the copy's
