@@ -181,6 +181,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return exit_code(verdict)
 
 
+def cmd_reprocess(args: argparse.Namespace) -> int:
+    from harness.reprocess import request_reprocess, wait_reprocess
+
+    platform = attach(args.platform)
+    run_dir = Path(args.run_dir) if args.run_dir else platform.run_dir
+    e = platform.endpoints()
+    request = request_reprocess(
+        e, run_dir, correction_id=args.correction_id or None, from_id=args.from_id,
+        to_id=args.to_id, percent_bp=int(args.percent_bp), batch_size=int(args.batch_size),
+        batches_per_run=int(args.batches_per_run),
+    )  # fmt: skip
+    console.print(
+        f"reprocess [bold]{request.workflow_id}[/]: orders completed in "
+        f"[{request.from_}, {request.to}] of orders:events, {request.percent_bp} bp refunded "
+        f"(recorded in {run_dir / 'history' / 'reprocess.jsonl'})"
+    )
+    if _truthy(args.no_wait):
+        return 0
+    with console.status("reprocessing…"):
+        status = wait_reprocess(e, request.workflow_id, float(args.timeout))
+    totals = (status.get("result") or {}).get("totals") or {}
+    console.print(
+        f"{status['last_status'] or 'unknown'} after {status['runs']} run(s): "
+        + ", ".join(f"{k} {v}" for k, v in totals.items())
+    )
+    return 0 if status["last_status"] == "COMPLETED" else 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from harness.report import render_report
 
@@ -340,6 +368,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "ref (a branch, tag or commit) or a folder holding system_under_test/",
     )
     commands["verify"] = cmd_verify
+
+    reprocess = sub.add_parser(
+        "reprocess",
+        help="correct every order completed in a range of orders:events (ReprocessOrders)",
+    )
+    _flag(reprocess, "--from", dest="from_id", env="SAGAQUAKE_REPROCESS_FROM", default="-",
+          help="first stream id of the range ('-': the start)")  # fmt: skip
+    _flag(reprocess, "--to", dest="to_id", env="SAGAQUAKE_REPROCESS_TO", default="+",
+          help="last stream id of the range ('+': the end of the stream now)")  # fmt: skip
+    _flag(reprocess, "--percent-bp", env="SAGAQUAKE_REPROCESS_PERCENT_BP", default="500",
+          help="the price correction: basis points of each order's amount refunded")  # fmt: skip
+    _flag(reprocess, "--correction-id", env="SAGAQUAKE_REPROCESS_CORRECTION_ID",
+          help="names the correction (it applies once); default c<epoch ms>")  # fmt: skip
+    _flag(reprocess, "--batch-size", env="SAGAQUAKE_REPROCESS_BATCH_SIZE", default="200",
+          help="orders per batch")  # fmt: skip
+    _flag(reprocess, "--batches-per-run", env="SAGAQUAKE_REPROCESS_BATCHES_PER_RUN",
+          default="20", help="batches before the workflow continues as new")  # fmt: skip
+    _flag(reprocess, "--timeout", env="SAGAQUAKE_REPROCESS_TIMEOUT_S", default="600",
+          help="seconds to wait for it")  # fmt: skip
+    _flag(reprocess, "--no-wait", env="SAGAQUAKE_REPROCESS_NO_WAIT", action="store_true",
+          help="start it and return")  # fmt: skip
+    _flag(reprocess, "--run-dir", env="SAGAQUAKE_RUN_DIR",
+          help="run folder where the request is recorded (default: the stack's)")  # fmt: skip
+    _flag(reprocess, "--platform", env="SAGAQUAKE_PLATFORM", default="local",
+          choices=["local", "k8s"], help="platform")  # fmt: skip
+    commands["reprocess"] = cmd_reprocess
 
     report = sub.add_parser(
         "report", help="render report.html, summary.md and junit.xml for a run folder"

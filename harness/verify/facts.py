@@ -56,6 +56,7 @@ TYPES = (
     "InventoryReleased",
     "OrderCancelled",
     "NotificationSent",
+    "PriceCorrected",  # a reprocess's correction of a completed order (system_under_test/reprocess)
 )
 OTHER = len(TYPES)
 TERMINAL_TYPES = ("OrderCompleted", "OrderCancelled")

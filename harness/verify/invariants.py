@@ -16,6 +16,7 @@ from harness.verify.legal import exactly_one_confirmation, legal_history
 from harness.verify.money import exactly_once_money
 from harness.verify.orders import no_lost_order, no_phantom_order
 from harness.verify.readmodel import read_model_consistent
+from harness.verify.reprocessing import reprocessed_exactly_once
 from harness.verify.results import Check, InvariantResult
 from harness.verify.temporal import temporal_agrees
 from harness.verify.timeliness import timeliness
@@ -32,6 +33,7 @@ INVARIANTS: tuple[Check, ...] = (
     temporal_agrees,
     no_nondeterminism,
     replays_deterministically,
+    reprocessed_exactly_once,
     read_model_consistent,
     timeliness,
 )

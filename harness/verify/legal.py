@@ -42,6 +42,12 @@ _PAIRS = [
     ("InventoryReleased", "OrderCancelled"),
     ("InventoryCommitted", "OrderCompleted"),
     ("OrderCompleted", "NotificationSent"),
+    # a reprocess corrects completed orders, before or after their confirmation, once per
+    # correction (reprocessed_exactly_once counts them; exactly_one_confirmation the rest)
+    ("OrderCompleted", "PriceCorrected"),
+    ("NotificationSent", "PriceCorrected"),
+    ("PriceCorrected", "PriceCorrected"),
+    ("PriceCorrected", "NotificationSent"),
 ]
 ALLOWED = np.zeros((START + 1, OTHER + 1), dtype=bool)
 for _prev, _next in _PAIRS:
@@ -52,7 +58,7 @@ for _prev, _next in _PAIRS:
 def legal_history(h: History) -> InvariantResult:
     """Each order's events, in stream order, follow the saga's state machine: OrderPlaced first,
     only allowed transitions, nothing after OrderCancelled and nothing after OrderCompleted but
-    one NotificationSent; a cancel reason that matches its path (payment_declined exactly after
+    one NotificationSent and price corrections (PriceCorrected); a cancel reason that matches its path (payment_declined exactly after
     a PaymentDeclined, out_of_stock only before a reservation); every entry names its order,
     and no event_id appears twice in orders:events. An order in flight may stop anywhere."""
     h.require("events")

@@ -4,7 +4,11 @@ Why the ledger and not the events: `payments:ledger` is written by the payment-s
 moves money, so a capture the saga never recorded (a retried charge with a lost answer)
 still shows there. Net captured money per order must equal the order's amount if it
 completed and zero if it was cancelled; no order is captured or refunded twice; and the
-PaymentCaptured / PaymentRefunded / PaymentDeclined events agree with the ledger.
+PaymentCaptured / PaymentRefunded / PaymentDeclined events agree with the ledger. A price
+correction (a reprocess: system_under_test/reprocess) refunds part of a completed order's amount:
+its `adjustment` entries must add up to the order's PriceCorrected events, and the net is the
+amount less those corrections (whether each correction was due is reprocessed_exactly_once's
+question).
 """
 
 from __future__ import annotations
@@ -27,12 +31,13 @@ from harness.verify.results import (
 
 __all__ = ["exactly_once_money", "payment_totals"]
 
-_KINDS = ("capture", "refund", "decline")
+_KINDS = ("capture", "refund", "decline", "adjustment")
 
 
 def payment_totals(h: History) -> pd.DataFrame:
-    """Per order code: n_capture, n_refund, n_decline, n_other entries of payments:ledger,
-    captured and refunded cents, the first capture's amount and payment_id, first ts (ms)."""
+    """Per order code: n_capture, n_refund, n_decline, n_adjustment, n_other entries of
+    payments:ledger, captured, refunded and adjusted cents, the first capture's amount and
+    payment_id, first ts (ms)."""
     h.require("payments")
     pay = h.payments
     assert pay is not None
@@ -49,7 +54,11 @@ def payment_totals(h: History) -> pd.DataFrame:
         known |= hit
         data[f"n_{name}"] = np.bincount(code[hit], minlength=n)
     data["n_other"] = np.bincount(code[valid & ~known], minlength=n)
-    for name, column in (("capture", "captured"), ("refund", "refunded")):
+    for name, column in (
+        ("capture", "captured"),
+        ("refund", "refunded"),
+        ("adjustment", "adjusted"),
+    ):
         hit = valid & (kind == name)
         data[column] = np.bincount(code[hit], weights=np.nan_to_num(amount[hit]), minlength=n)
     cap = np.flatnonzero(valid & (kind == "capture"))
@@ -64,20 +73,32 @@ def payment_totals(h: History) -> pd.DataFrame:
     return object_frame(data)
 
 
+def _corrections(h: History, n: int) -> np.ndarray:
+    """Per order code, the cents its PriceCorrected events say were refunded."""
+    out = np.zeros(n)
+    typed = h.typed("PriceCorrected")
+    if len(typed) and "refund_cents" in typed:
+        codes = universe(h).codes["events"][typed.index.to_numpy()]
+        np.add.at(out, codes, np.nan_to_num(floats(typed["refund_cents"].to_numpy(dtype=object))))
+    return out
+
+
 @invariant("exactly_once_money", "Exactly-once money")
 def exactly_once_money(h: History) -> InvariantResult:
     """Per order, from payments:ledger: at most one capture and one refund, no refund without
-    a capture, never both a capture and a decline; net captured (captures - refunds) equals the
-    OrderPlaced amount if the order completed and 0 if it was cancelled (orders still in flight
-    are only held to the at-most-once rules); no money moves for an order never placed; and
+    a capture, never both a capture and a decline; net captured (captures - refunds - price
+    corrections) equals the OrderPlaced amount less its PriceCorrected refunds if the order
+    completed and 0 if it was cancelled, and the ledger's corrections add up to the events'
+    (orders still in flight are only held to the at-most-once rules); no money moves for an order never placed; and
     for terminal orders the PaymentCaptured, PaymentRefunded and PaymentDeclined events exist
     exactly when the ledger has the matching entry, with the same amount and payment_id."""
     h.require("payments", "events")
     t = payment_totals(h)
     o = order_table(h)
-    n_cap, n_ref, n_dec = (t[f"n_{k}"].to_numpy() for k in _KINDS)
+    n_cap, n_ref, n_dec, n_adj = (t[f"n_{k}"].to_numpy() for k in _KINDS)
     captured, refunded = t["captured"].to_numpy(), t["refunded"].to_numpy()
-    net = captured - refunded
+    adjusted, corrected = t["adjusted"].to_numpy(), _corrections(h, len(o))
+    net = captured - refunded - adjusted
     placed = o["n_OrderPlaced"].to_numpy() > 0
     completed = o["completed"].to_numpy()
     cancelled = o["cancelled"].to_numpy() & ~completed
@@ -96,11 +117,21 @@ def exactly_once_money(h: History) -> InvariantResult:
             6,
         ),
         (
-            completed & placed & (net != amount),
+            completed & placed & (net != amount - corrected),
             lambda i: (
-                f"completed, but net captured is {net[i]:.0f} cents where OrderPlaced says {amount[i]:.0f}"
+                f"completed, but net captured is {net[i]:.0f} cents where OrderPlaced says "
+                f"{amount[i]:.0f}"
+                + (f" less {corrected[i]:.0f} of price corrections" if corrected[i] else "")
             ),
             6,
+        ),
+        (
+            adjusted != corrected,
+            lambda i: (
+                f"price corrections of {adjusted[i]:.0f} cents in payments:ledger, but "
+                f"PriceCorrected events of {corrected[i]:.0f}"
+            ),
+            5,
         ),
         (
             cancelled & (net != 0),
@@ -178,7 +209,7 @@ def exactly_once_money(h: History) -> InvariantResult:
         h, bad, why[bad], when[bad], rank[bad] * 1e12 + np.nan_to_num(gap[bad])
     )
     in_flight = int((placed & ~terminal).sum())
-    moved = (n_cap + n_ref + n_dec + t["n_other"].to_numpy()) > 0
+    moved = (n_cap + n_ref + n_dec + n_adj + t["n_other"].to_numpy()) > 0
     return from_violations(
         h,
         violations,
@@ -188,6 +219,7 @@ def exactly_once_money(h: History) -> InvariantResult:
             "captures": int(n_cap.sum()),
             "refunds": int(n_ref.sum()),
             "declines": int(n_dec.sum()),
+            "adjustments": int(n_adj.sum()),
             "in_flight": in_flight,
         },
         notes=[f"{in_flight} orders still in flight: only the at-most-once rules apply"]

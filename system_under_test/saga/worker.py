@@ -1,4 +1,5 @@
-"""The saga worker process: runs OrderSaga and its activities on the `order-saga` task queue.
+"""The saga worker process: runs OrderSaga and ReprocessOrders (system_under_test/reprocess) and
+their activities on the `order-saga` task queue.
 
 Started with `python -m system_under_test.saga.worker`. It waits for Temporal instead of crashing
 when the server is down (a restarting server must not turn into a crash loop of workers), and
@@ -26,6 +27,8 @@ from temporalio.worker import PatchActivationInput, Worker
 
 from system_under_test.config import Settings, settings
 from system_under_test.logs import setup_logging
+from system_under_test.reprocess.activities import ReprocessActivities
+from system_under_test.reprocess.workflows import ReprocessOrders
 from system_under_test.saga.activities import TRANSIENT_FAILURES, SagaActivities
 from system_under_test.saga.workflows import OrderSaga, patches_for
 from system_under_test.serving import health_app, redis_ready, serve_async
@@ -101,8 +104,8 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
         worker = Worker(
             client,
             task_queue=cfg.task_queue,
-            workflows=[OrderSaga],
-            activities=activities.all(),
+            workflows=[OrderSaga, ReprocessOrders],
+            activities=activities.all() + ReprocessActivities(redis).all(),
             max_concurrent_activities=cfg.worker_concurrency,
             max_concurrent_local_activities=cfg.worker_concurrency,
             max_concurrent_workflow_tasks=cfg.worker_concurrency,

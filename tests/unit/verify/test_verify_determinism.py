@@ -50,7 +50,7 @@ def test_clean_histories_pass_both() -> None:
     replayed = replays_deterministically(h)
     assert replayed.status == "pass", replayed.counterexamples
     assert replayed.counts == {"checked": 4, "violations": 0, "histories": 4, "replayed": 4}
-    assert replayed.metrics["workflow_types"] == ["OrderSaga"]
+    assert replayed.metrics["workflow_types"] == ["OrderSaga", "ReprocessOrders"]
 
 
 def test_a_saga_that_hit_nondeterminism_is_named_with_the_message() -> None:

@@ -1,0 +1,222 @@
+"""Ask the system to reprocess the affected events, and record what was asked: `sagaquake
+reprocess` and the `reprocess-under-chaos` experiment both go through here.
+
+Why record the request: the verifier must know which orders a correction targeted without
+asking the system (which may be wrong). Each request is one line of the run folder's
+`history/reprocess.jsonl`, written (fsynced) before the workflow starts, with the range made
+concrete: `to` "+" becomes the id of the last entry of orders:events at that moment, so the set
+of targeted orders (every order whose OrderCompleted lies in the range) is fixed by the stream.
+
+    {"correction_id": "c1763769000", "workflow_id": "reprocess-c1763769000", "from": "-",
+     "to": "1763769123456-0", "percent_bp": 500, "batch_size": 200, "batches_per_run": 20,
+     "requested_at": 1763769123.5}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+
+from harness.errors import ConfigError
+from harness.platforms.base import Endpoints
+
+__all__ = [
+    "REQUESTS_FILE",
+    "ReprocessRequest",
+    "read_requests",
+    "reprocess_status",
+    "request_reprocess",
+    "wait_reprocess",
+]
+
+REQUESTS_FILE = "history/reprocess.jsonl"
+_STREAM = "orders:events"
+
+
+@dataclass(frozen=True)
+class ReprocessRequest:
+    correction_id: str
+    workflow_id: str
+    from_: str
+    to: str
+    percent_bp: int
+    batch_size: int
+    batches_per_run: int
+    requested_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["from"] = data.pop("from_")
+        return data
+
+
+def read_requests(run_dir: Path) -> list[dict[str, Any]]:
+    """Every request of the run folder (a torn last line skipped)."""
+    path = Path(run_dir) / REQUESTS_FILE
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_bytes().splitlines():
+        if line.strip():
+            try:
+                out.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
+    return out
+
+
+def _record(run_dir: Path, request: ReprocessRequest) -> None:
+    path = Path(run_dir) / REQUESTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, orjson.dumps(request.as_dict()) + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _stream_id(value: str, name: str) -> str:
+    text = str(value).strip()
+    ms, dash, seq = text.partition("-")
+    if text in ("-", "+") or (ms.isdigit() and (not dash or seq.isdigit())):
+        return text
+    raise ConfigError(f"{name} {value!r} is not a stream id: give '-', '+' or e.g. 1763769000161-0")
+
+
+def _end_of_stream(redis_url: str) -> str:
+    client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
+    try:
+        last: Any = client.xrevrange(_STREAM, "+", "-", count=1)
+    finally:
+        client.close()
+    return str(last[0][0]) if last else "0-0"
+
+
+def request_reprocess(
+    endpoints: Endpoints,
+    run_dir: Path,
+    *,
+    correction_id: str | None = None,
+    from_id: str = "-",
+    to_id: str = "+",
+    percent_bp: int = 500,
+    batch_size: int = 200,
+    batches_per_run: int = 20,
+) -> ReprocessRequest:
+    """Record the request in `run_dir` and start the correction's ReprocessOrders workflow.
+    ConfigError for a bad argument or a correction id that already ran."""
+    from temporalio.client import Client
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from system_under_test.reprocess.client import start_reprocess
+    from system_under_test.reprocess.models import ReprocessInput, workflow_id_for
+
+    start, end = _stream_id(from_id, "--from"), _stream_id(to_id, "--to")
+    if not 0 < int(percent_bp) <= 10_000:
+        raise ConfigError(f"--percent-bp {percent_bp!r} must be between 1 and 10000")
+    if int(batch_size) < 1 or int(batches_per_run) < 1:
+        raise ConfigError("--batch-size and --batches-per-run must be at least 1")
+    cid = correction_id or f"c{int(time.time() * 1000)}"
+    if not cid.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"--correction-id {cid!r}: use letters, digits, '-' and '_'")
+    if end == "+":
+        end = _end_of_stream(endpoints.redis_url)
+    request = ReprocessRequest(
+        cid, workflow_id_for(cid), start, end, int(percent_bp), int(batch_size),
+        int(batches_per_run), time.time(),
+    )  # fmt: skip
+    job = ReprocessInput(cid, start, end, request.percent_bp, request.batch_size,
+                         request.batches_per_run)  # fmt: skip
+
+    async def go() -> None:
+        client = await Client.connect(
+            endpoints.temporal_address, namespace=endpoints.temporal_namespace
+        )
+        await start_reprocess(client, endpoints.task_queue, job)
+
+    if any(r.get("correction_id") == cid for r in read_requests(run_dir)):
+        raise ConfigError(f"correction {cid!r} was already requested in {run_dir}")
+    _record(run_dir, request)
+    try:
+        asyncio.run(go())
+    except WorkflowAlreadyStartedError:
+        raise ConfigError(
+            f"correction {cid!r} already ran on this stack: a correction applies once; "
+            "give another --correction-id"
+        ) from None
+    return request
+
+
+async def _chain(endpoints: Endpoints, workflow_id: str) -> list[dict[str, Any]]:
+    from temporalio.client import Client
+
+    client = await Client.connect(
+        endpoints.temporal_address, namespace=endpoints.temporal_namespace
+    )
+    runs: list[dict[str, Any]] = []
+    async for wf in client.list_workflows(f"WorkflowId='{workflow_id}'"):
+        runs.append(
+            {
+                "run_id": wf.run_id,
+                "status": wf.status.name if wf.status else None,
+                "start_time": wf.start_time.timestamp(),
+                "close_time": wf.close_time.timestamp() if wf.close_time else None,
+            }
+        )
+    latest = await client.get_workflow_handle(workflow_id).describe()
+    if all(r["run_id"] != latest.run_id for r in runs):
+        runs.append({"run_id": latest.run_id, "status": latest.status.name if latest.status else None,
+                     "start_time": latest.start_time.timestamp(), "close_time": None})  # fmt: skip
+    runs.sort(key=lambda r: r["start_time"])
+    for run in runs:  # visibility may lag a run that just closed: ask the run itself
+        if run["status"] == "RUNNING":
+            desc = await client.get_workflow_handle(workflow_id, run_id=run["run_id"]).describe()
+            run["status"] = desc.status.name if desc.status else None
+    return runs
+
+
+def reprocess_status(endpoints: Endpoints, workflow_id: str) -> dict[str, Any]:
+    """The chain of runs of a reprocess workflow, oldest first, and whether it is still running."""
+    runs = asyncio.run(_chain(endpoints, workflow_id))
+    last = runs[-1]["status"] if runs else None
+    return {
+        "workflow_id": workflow_id,
+        "runs": len(runs),
+        # a last run that continued as new has a successor this reading did not see yet
+        "running": last in ("RUNNING", "CONTINUED_AS_NEW"),
+        "last_status": runs[-1]["status"] if runs else None,
+        "chain": runs,
+    }
+
+
+def wait_reprocess(
+    endpoints: Endpoints, workflow_id: str, timeout_s: float = 300.0
+) -> dict[str, Any]:
+    """Wait until the reprocess's chain closes (or `timeout_s`); its status, and its result
+    when the last run completed."""
+    from temporalio.client import Client
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = reprocess_status(endpoints, workflow_id)
+        if not status["running"] or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    if status["last_status"] == "COMPLETED":
+
+        async def result() -> Any:
+            client = await Client.connect(
+                endpoints.temporal_address, namespace=endpoints.temporal_namespace
+            )
+            return await client.get_workflow_handle(workflow_id).result()
+
+        status["result"] = asyncio.run(result())  # ReprocessResult as a dict
+    return status
