@@ -117,6 +117,14 @@ def exactly_once_money(h: History) -> InvariantResult:
             6,
         ),
         (
+            adjusted != corrected,
+            lambda i: (
+                f"price corrections of {adjusted[i]:.0f} cents in payments:ledger, but "
+                f"PriceCorrected events of {corrected[i]:.0f}"
+            ),
+            6,  # before the net: it explains it
+        ),
+        (
             completed & placed & (net != amount - corrected),
             lambda i: (
                 f"completed, but net captured is {net[i]:.0f} cents where OrderPlaced says "
@@ -124,14 +132,6 @@ def exactly_once_money(h: History) -> InvariantResult:
                 + (f" less {corrected[i]:.0f} of price corrections" if corrected[i] else "")
             ),
             6,
-        ),
-        (
-            adjusted != corrected,
-            lambda i: (
-                f"price corrections of {adjusted[i]:.0f} cents in payments:ledger, but "
-                f"PriceCorrected events of {corrected[i]:.0f}"
-            ),
-            5,
         ),
         (
             cancelled & (net != 0),

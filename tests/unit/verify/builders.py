@@ -102,6 +102,8 @@ class HistoryBuilder:
         self.ledger: dict[str, list[dict[str, Any]]] = {}
         self.temporal: list[dict[str, Any]] = []
         self.histories: list[dict[str, Any]] = []  # Temporal's history of each run
+        self.requests: list[dict[str, Any]] = []  # history/reprocess.jsonl
+        self.orders: dict[str, Order] = {}
         self._path = "completed"  # the recorded history the next workflow() run gets
         self.faults: list[dict[str, Any]] = []
         self.stock = {
@@ -154,7 +156,7 @@ class HistoryBuilder:
     def event(self, order_id: str, event_type: str, **fields: Any) -> str:
         """Append one order event with the documented common fields."""
         base = {"type": event_type, "order_id": order_id, "event_id": f"{order_id}:{event_type}"}
-        return self.entry(EVENTS, **base, **fields)
+        return self.entry(EVENTS, **{**base, **fields})
 
     def request(
         self,
@@ -242,6 +244,96 @@ class HistoryBuilder:
         attrs.identity = identity
         record["history"] = encode(history)
         return record
+
+    # ---- reprocessing (system_under_test/reprocess) ----------------------------------------
+
+    def correct(self, order: Order, correction_id: str, refund_cents: int) -> str:
+        """One price correction of `order`, as the reprocess's script writes it: the adjustment
+        in payments:ledger and the PriceCorrected event."""
+        oid = order.order_id
+        adjustment = f"adj-{oid[4:]}-{correction_id}"
+        self.entry(
+            PAYMENTS, kind="adjustment", payment_id=payment_id_for(oid), order_id=oid,
+            amount_cents=refund_cents, correction_id=correction_id, adjustment_id=adjustment,
+            idempotency_key=f"{oid}:correction:{correction_id}",
+        )  # fmt: skip
+        return self.event(
+            oid, "PriceCorrected", event_id=f"{oid}:PriceCorrected:{correction_id}",
+            correction_id=correction_id, refund_cents=refund_cents,
+            payment_id=payment_id_for(oid), adjustment_id=adjustment,
+        )  # fmt: skip
+
+    def reprocess(
+        self,
+        correction_id: str = "c1",
+        percent_bp: int = 500,
+        from_: str = "-",
+        to: str | None = None,
+        runs: int = 2,
+        last_status: str = "COMPLETED",
+    ) -> dict[str, Any]:
+        """A reprocess request (`to` default: the end of orders:events now) and what a correct
+        ReprocessOrders does: each order completed in the range corrected once, and its chain
+        of `runs` runs (crafted histories: they do not replay)."""
+        to = to or self.streams[EVENTS][-1][0]
+        request = {
+            "correction_id": correction_id, "workflow_id": f"reprocess-{correction_id}",
+            "from": from_, "to": to, "percent_bp": percent_bp, "batch_size": 200,
+            "batches_per_run": 20, "requested_at": self.now,
+        }  # fmt: skip
+        self.requests.append(request)
+        low = _key(from_)
+        high = _key(to)
+        done = [
+            (sid, f["order_id"]) for sid, f in self.streams[EVENTS]
+            if f["type"] == "OrderCompleted" and low <= _key(sid) <= high
+        ]  # fmt: skip
+        for _, oid in done:
+            order = self.orders[oid]
+            refund = order.amount_cents * percent_bp // 10_000
+            if refund:
+                self.correct(order, correction_id, refund)
+        self.chain(request["workflow_id"], runs, last_status)
+        return request
+
+    def chain(self, workflow_id: str, runs: int, last_status: str = "COMPLETED") -> list[str]:
+        """The runs of one ReprocessOrders chain: each continued as new into the next."""
+        ids = [f"{workflow_id}-run-{i}" for i in range(runs)]
+        for i, run_id in enumerate(ids):
+            history = HistoryProto()
+            started = history.events.add(
+                event_id=1, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+            )
+            started.workflow_execution_started_event_attributes.workflow_type.name = (
+                "ReprocessOrders"
+            )
+            if i:
+                started.workflow_execution_started_event_attributes.continued_execution_run_id = (
+                    ids[i - 1]
+                )
+            status = "CONTINUED_AS_NEW" if i < runs - 1 else last_status
+            if status == "CONTINUED_AS_NEW":
+                end = history.events.add(
+                    event_id=2,
+                    event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+                )
+                end.workflow_execution_continued_as_new_event_attributes.new_execution_run_id = ids[
+                    i + 1
+                ]
+            elif status == "COMPLETED":
+                history.events.add(
+                    event_id=2, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
+                )
+            self.histories.append(
+                {
+                    "workflow_id": workflow_id,
+                    "run_id": run_id,
+                    "workflow_type": "ReprocessOrders",
+                    "status": status,
+                    "history": encode(history),
+                }
+            )
+        return ids
 
     def fault(self, started_at: float, ended_at: float, **extra: Any) -> dict[str, Any]:
         record = {
@@ -349,7 +441,9 @@ class HistoryBuilder:
 
     def new_order(self, key: str | None = None, **body: Any) -> Order:
         self._n += 1
-        return Order(key or f"key-{self._n:05d}", **body)
+        order = Order(key or f"key-{self._n:05d}", **body)
+        self.orders[order.order_id] = order
+        return order
 
     def _saga(
         self,
@@ -491,7 +585,16 @@ class HistoryBuilder:
             _dump_lines(hist / "faults.jsonl", parts["faults"])
         if parts["histories"] is not None:
             write_histories(run_dir / HISTORIES_FILE, parts["histories"])
+        if self.requests:
+            _dump_lines(hist / "reprocess.jsonl", self.requests)
         return run_dir
+
+
+def _key(stream_id: str) -> tuple[int, int]:
+    if stream_id in ("-", "+"):
+        return (0, 0) if stream_id == "-" else (2**63, 0)
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 @functools.cache
