@@ -27,7 +27,7 @@ from chaoslib.experiment import ensure_experiment_is_valid, run_experiment
 from chaoslib.loader import load_experiment
 from chaoslib.types import Strategy
 
-from harness.chaos import actions, ambiguous, deploy, midrequest, probes, rollbacks
+from harness.chaos import actions, ambiguous, deploy, midrequest, probes, reprocess, rollbacks
 from harness.chaos.context import CONFIG_KEYS, number, platform_for, service_name
 from harness.chaos.control import journal_path, save_journal
 from harness.chaos.faults import ensure_faults_file
@@ -47,7 +47,9 @@ __all__ = [
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "chaos"
 CONTROL_MODULE = "harness.chaos.control"
-_MODULES = {m.__name__: m for m in (actions, ambiguous, deploy, midrequest, probes, rollbacks)}
+_MODULES = {
+    m.__name__: m for m in (actions, ambiguous, deploy, midrequest, probes, reprocess, rollbacks)
+}
 logger = logging.getLogger("chaostoolkit")
 
 

@@ -176,7 +176,10 @@ CASES: dict[str, tuple[dict[str, Any], str, str, Callable[[dict, dict], None]]] 
 
 
 # Experiments with several fault windows, run under load by a test of their own.
-ELSEWHERE = {"rolling-deploy": "tests/integration/chaos/test_deploy.py"}
+ELSEWHERE = {
+    "rolling-deploy": "tests/integration/chaos/test_deploy.py",
+    "reprocess-under-chaos": "tests/integration/chaos/test_reprocess_chaos.py",
+}
 
 
 def test_every_experiment_is_run_here() -> None:

@@ -7,12 +7,10 @@ read_model_consistent, replays_deterministically)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client
 
 from harness.errors import ConfigError
 from harness.reprocess import read_requests, request_reprocess, wait_reprocess
@@ -26,6 +24,7 @@ from system_under_test.reprocess.models import (
 )
 from system_under_test.streams import connect
 from tests.integration.orders import HAPPY, client, key_where, order_body, place, wait_terminal
+from tests.integration.reprocessing import adopt_other_requests
 
 pytestmark = pytest.mark.integration
 
@@ -123,26 +122,6 @@ def test_a_correction_of_a_range_applies_once_per_completed_order(stack, tmp_pat
         request_reprocess(stack.endpoints, tmp_path / "other", correction_id=cid)
 
 
-async def _other_requests(address: str, mine: str) -> list[dict]:
-    """Corrections other tests ran on the session stack, as the request lines they recorded
-    elsewhere (from each chain's first input): the verifier must know them to not flag them."""
-    found = []
-    client = await Client.connect(address)
-    async for wf in client.list_workflows("WorkflowType='ReprocessOrders'"):
-        if wf.id == mine:
-            continue
-        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-        started = history.events[0].workflow_execution_started_event_attributes
-        if started.continued_execution_run_id:
-            continue  # not the first run of its chain
-        job = json.loads(started.input.payloads[0].data)
-        found.append(
-            {"correction_id": job["correction_id"], "workflow_id": wf.id, "from": job["from_id"],
-             "to": job["to_id"], "percent_bp": job["percent_bp"]}
-        )  # fmt: skip
-    return found
-
-
 def test_the_verifier_proves_the_correction_from_a_snapshot(stack, tmp_path: Path) -> None:
     """The session stack holds other tests' orders and corrections too: their requests are
     recorded here as well, and the verdict is read only for the checks a correction touches,
@@ -157,9 +136,7 @@ def test_the_verifier_proves_the_correction_from_a_snapshot(stack, tmp_path: Pat
     assert wait_reprocess(stack.endpoints, request.workflow_id, 120)["last_status"] == "COMPLETED"
     time.sleep(1.5)  # the projection applies the corrections
     e = stack.endpoints
-    others = asyncio.run(_other_requests(e.temporal_address, request.workflow_id))
-    with (run_dir / "history" / "reprocess.jsonl").open("a") as out:
-        out.writelines(json.dumps(line) + "\n" for line in others)
+    others = adopt_other_requests(run_dir, e.temporal_address, request.workflow_id)
     summary = export_snapshot(run_dir, e.redis_url, e.temporal_address)
     assert summary["errors"] == {} and summary["counts"]["histories"] > 0
     verdict = verify_run(run_dir)

@@ -41,6 +41,7 @@ EXPECTED = [
     "redis-memory-exhaustion",
     "redis-partition",
     "redis-restart",
+    "reprocess-under-chaos",
     "rolling-deploy",
     "slow-redis",
     "temporal-outage",
@@ -52,6 +53,7 @@ ACTION_MODULES = (
     "harness.chaos.ambiguous",
     "harness.chaos.deploy",
     "harness.chaos.midrequest",
+    "harness.chaos.reprocess",
 )
 CHAOS = Path(sys.executable).parent / "chaos"
 
