@@ -1,8 +1,13 @@
 """Record OrderSaga histories from a real stack, for the Replayer test.
 
 Run it when the workflow changes *on purpose* (a versioned change): it brings a stack up on
-free ports, drives one order down each path of the saga, and writes tests/data/histories/*.json.
-The Replayer test then fails any later change that would break these recorded workflows.
+free ports, drives one order down each path of the saga on version 1, one on version 2 (the
+workers deployed with SAGAQUAKE_SAGA_VERSION=2), and a ReprocessOrders correction of those
+orders that continues as new, and writes tests/data/histories/*.json (reprocess_<n>.json: the
+runs of that chain). The Replayer test then fails any later change that would break these
+recorded workflows. Keep the histories of versions that still run in production: the four
+version 1 paths were recorded before version 2 existed (restore them with git after a run, so
+the test keeps replaying what the old code wrote).
 
     .venv/bin/python -m tests.data.record_histories
 """
@@ -16,6 +21,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from harness.platforms.local import LocalPlatform
+from harness.reprocess import request_reprocess, wait_reprocess
 from harness.settings import LocalOptions, LocalPorts
 from tests.integration.orders import (
     key_where,
@@ -33,6 +39,16 @@ async def _save(address: str, name: str, order_id: str) -> None:
     history = await client.get_workflow_handle(order_id).fetch_history()
     (OUT / f"{name}.json").write_text(history.to_json())
     print(f"recorded {name}: {order_id}")
+
+
+async def _save_chain(address: str, workflow_id: str) -> None:
+    client = await Client.connect(address)
+    runs = [wf async for wf in client.list_workflows(f"WorkflowId='{workflow_id}'")]
+    runs.sort(key=lambda wf: wf.start_time)
+    for n, wf in enumerate(runs):
+        history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
+        (OUT / f"reprocess_{n}.json").write_text(history.to_json())
+        print(f"recorded reprocess_{n}: {wf.id} {wf.run_id} {wf.status}")
 
 
 def main() -> None:
@@ -53,6 +69,16 @@ def main() -> None:
         for name, order_id in orders.items():
             wait_terminal(e, order_id, 90)
             asyncio.run(_save(e.temporal_address, name, order_id))
+        platform.deploy("saga-worker", {"SAGAQUAKE_SAGA_VERSION": "2"})
+        v2 = place(e, order_body("SKU-0042", 1), key_where(False)).json()["order_id"]
+        wait_terminal(e, v2, 90)
+        asyncio.run(_save(e.temporal_address, "completed_v2", v2))
+        request = request_reprocess(
+            e, platform.run_dir, correction_id="recorded", percent_bp=500, batch_size=1,
+            batches_per_run=2,
+        )  # fmt: skip
+        wait_reprocess(e, request.workflow_id, 120)
+        asyncio.run(_save_chain(e.temporal_address, request.workflow_id))
     finally:
         platform.down()
 

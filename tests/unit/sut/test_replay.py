@@ -1,8 +1,12 @@
-"""Determinism guard: recorded OrderSaga histories (tests/data/histories, made by
-tests/data/record_histories.py on a real stack) must replay against today's workflow code."""
+"""Determinism guard: recorded histories (tests/data/histories, made by
+tests/data/record_histories.py on a real stack) must replay against today's workflow code: the
+four OrderSaga paths recorded by version 1 before version 2 existed, a version 2 saga (the fraud
+check behind its patch), and the runs of a ReprocessOrders chain that continued as new."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -10,9 +14,10 @@ from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 
+from system_under_test.reprocess.workflows import ReprocessOrders
 from system_under_test.saga.activities import SagaActivities
 from system_under_test.saga.models import OrderInput, OrderResult
-from system_under_test.saga.workflows import RETRY, STEP_TIMEOUT, OrderSaga
+from system_under_test.saga.workflows import FRAUD_CHECK, RETRY, STEP_TIMEOUT, OrderSaga
 
 pytestmark = pytest.mark.unit
 
@@ -29,15 +34,50 @@ def test_every_saga_path_was_recorded() -> None:
         "payment_declined",
         "out_of_stock",
         "refunded",
+        "completed_v2",
+        "reprocess_0",
+        "reprocess_1",
     }
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_recorded_history_replays_on_the_current_workflow(path: Path) -> None:
-    result = await Replayer(workflows=[OrderSaga]).replay_workflow(
+    result = await Replayer(workflows=[OrderSaga, ReprocessOrders]).replay_workflow(
         _history(path), raise_on_replay_failure=False
     )
     assert result.replay_failure is None, result.replay_failure
+
+
+def _markers(path: Path) -> list[str]:
+    """The names of the markers a history recorded, with the keys of their details, in order."""
+    out = []
+    for event in json.loads(path.read_text())["events"]:
+        attrs = event.get("markerRecordedEventAttributes")
+        if attrs:
+            details = attrs.get("details", {})
+            out.append(attrs["markerName"] + (":" + str(sorted(details)) if details else ""))
+    return out
+
+
+def test_version_2_recorded_its_patch_and_version_1_did_not() -> None:
+    by_name = {p.stem: p for p in HISTORIES}
+    v2, v1 = by_name["completed_v2"].read_text(), by_name["completed"].read_text()
+    assert any("core_patch" in m for m in _markers(by_name["completed_v2"]))
+    assert not any("core_patch" in m for m in _markers(by_name["completed"]))
+    patches = [
+        json.loads(base64.b64decode(e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"][0]["data"]))
+        for e in json.loads(v2)["events"]
+        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
+    ]  # fmt: skip
+    assert patches == [{"id": FRAUD_CHECK, "deprecated": False}]
+    assert "EVENT_TYPE_TIMER_STARTED" in v2 and "EVENT_TYPE_TIMER_STARTED" not in v1
+
+
+def test_the_reprocess_chain_continued_as_new() -> None:
+    first = json.loads((HISTORIES[0].parent / "reprocess_0.json").read_text())["events"]
+    last = json.loads((HISTORIES[0].parent / "reprocess_1.json").read_text())["events"]
+    assert first[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    assert last[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
 
 @workflow.defn(name="OrderSaga")
