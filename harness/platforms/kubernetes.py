@@ -763,6 +763,19 @@ class KubernetesPlatform:
         """As yourself: remove every fault object and resume every pod, whoever left them."""
         return self._faults.sweep()
 
+    # -- deploys (Deploy): harness/platforms/k8s_deploy.py ---------------------------------
+
+    def deploy(self, service: str, env: dict[str, str], wait_s: float = 120.0) -> list[Any]:
+        """Patch the Deployment's container env and follow its rollout, pod by pod."""
+        from harness.platforms import k8s_deploy
+
+        return k8s_deploy.deploy(self, service, env, wait_s)
+
+    def deployed_env(self, service: str) -> dict[str, str]:
+        from harness.platforms import k8s_deploy
+
+        return k8s_deploy.deployed_env(self, service)
+
 
 def _image_hint(image: str) -> str:
     return (

@@ -153,3 +153,10 @@ def test_a_rollout_that_never_finishes_says_what_it_waits_for() -> None:
     fake.STEPS = [[pod("w-a", "a"), pod("w-b", "b")]]  # nothing ever changes
     with pytest.raises(PlatformError, match=r"the rollout did not finish within 20 s"):
         deploy(fake, "saga-worker", {"SAGAQUAKE_SAGA_VERSION": "2"}, wait_s=10)
+
+
+def test_the_kubernetes_platform_is_a_deploy_platform(tmp_path) -> None:
+    from harness.platforms.base import Deploy
+    from harness.platforms.kubernetes import KubernetesPlatform
+
+    assert isinstance(KubernetesPlatform(tmp_path), Deploy)
