@@ -152,3 +152,13 @@ def test_replay_against_a_git_ref_and_bad_targets(tmp_path) -> None:
         verify_run(run_dir, replay_against="no-such-ref-xyz")
     with pytest.raises(ConfigError, match=r"has no system_under_test/ package"):
         verify_run(run_dir, replay_against=str(tmp_path))
+
+
+def test_sagaquake_verify_replays_against_a_ref(tmp_path, capsys) -> None:
+    from harness.cli import main
+
+    run_dir = _builder().write(tmp_path / "run")
+    assert main(["verify", str(run_dir), "--replay-against", "HEAD"]) == 0
+    assert "replays_deterministically" in capsys.readouterr().out
+    assert main(["verify", str(run_dir), "--replay-against", "no-such-ref-xyz"]) == 3
+    assert "is neither a folder nor a git ref" in capsys.readouterr().err
