@@ -26,7 +26,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
-from harness.chaos.context import ChaosContext, chaos_context, number, service_name
+from harness.chaos.context import ChaosContext, chaos_context, flag, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow, close_open_windows, read_faults
 from harness.errors import ConfigError
 from harness.platforms.base import Deploy, DeployEvidence, Endpoints
@@ -85,7 +85,7 @@ def rolling_deploy(
     with window:
         window.evidence["in_flight_before"] = _wait_in_flight(
             endpoints,
-            _flag(require_inflight, "require_inflight"),
+            flag(require_inflight, "require_inflight"),
             number(wait_inflight_s, "wait_inflight_s", minimum=0),
         )
         replaced = platform.deploy(service, env, wait)
@@ -200,17 +200,6 @@ def _version(value: Any) -> int:
             + ", ".join(map(str, VERSIONS))
         )
     return version
-
-
-def _flag(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", ""):
-        return False
-    raise ConfigError(f"argument {name}={value!r} is not true or false")
 
 
 def _not_landed(window: FaultWindow, message: str) -> None:
