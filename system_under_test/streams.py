@@ -52,17 +52,19 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def connect(url: str) -> aioredis.Redis:
+def connect(url: str, retries: int = 3) -> aioredis.Redis:
     """A client for a service: text replies, bounded time-outs so a hung Redis becomes an error,
-    and a few retries on a dropped connection (a pooled connection is stale after a Redis
-    restart). Retrying is safe because every write of the system is idempotent."""
+    and `retries` retries on a dropped connection (a pooled connection is stale after a Redis
+    restart). Retrying is safe for every write of the system, which is idempotent, but not for
+    a consumer group's `XREADGROUP >`: an attempt whose reply was lost has already delivered
+    its entries, and the retry skips past them (the projection therefore asks for 0)."""
     return aioredis.from_url(
         url,
         decode_responses=True,
         socket_timeout=5,
         socket_connect_timeout=3,
         health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
         retry_on_error=[redis.exceptions.ConnectionError, redis.exceptions.TimeoutError],
     )
 

@@ -4,12 +4,22 @@ Killing a process at a random moment mostly kills it between requests, and then 
 it restarts. To kill it *with* work in hand, the replica is frozen first (SIGSTOP), the harness
 waits until the kernel holds work for it (a request in its accept queue or unread in a
 connection, or for the projection an entry delivered and not acknowledged), and only then
-kills it. The callers' requests die unanswered, the projection's entries stay pending for
-another consumer to reclaim: the evidence names what was in flight.
+kills it. A replica frozen where no work can reach it (the projection between two reads: no
+read outstanding, nothing delivered) is let go for a moment and frozen again, until one is
+caught holding work.
+
+Killed still frozen, the replica dies before it read the work; but the bugs that lose data
+live *inside* the handling (acknowledged and not yet applied, charged and not yet recorded).
+So most kills first let the replica run on for a short, random slice (log-uniform from 0.1 ms
+to `run_ms`: every time scale of a handler is as likely) and freeze it again before the kill.
+The callers' requests die unanswered, the projection's entries stay pending for the restarted
+consumer: the evidence names what was in flight and how long the replica ran with it.
 """
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from typing import Any
 
@@ -18,7 +28,11 @@ from harness.chaos.faults import FaultNotLanded, FaultWindow
 from harness.errors import ConfigError
 from harness.platforms.base import HeldWork
 
-__all__ = ["kill_mid_request"]
+__all__ = ["kill_mid_request", "run_slice_ms"]
+
+REFREEZE_S = 2.0  # frozen this long with no work in reach: let it run a moment, freeze again
+THAW_S = 0.05
+MIN_SLICE_MS = 0.1
 
 
 def kill_mid_request(
@@ -27,12 +41,14 @@ def kill_mid_request(
     for_s: float = 0,
     wait_inflight_s: float = 30,
     wait_s: float = 60,
+    run_ms: float = 20,
     configuration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Freeze every replica of `service`, SIGKILL the first that holds work in flight (waiting
-    up to `wait_inflight_s` wall-clock seconds for some), let the others go, and wait until the
-    killed one is back (`wait_s`); again every `every_s` for `for_s` production seconds (once
-    when either is 0). No work in flight within the wait: the fault did not land."""
+    up to `wait_inflight_s` wall-clock seconds for some) after letting it run on for a random
+    slice of at most `run_ms` (0: killed before it reads the work), let the others go, and wait
+    until the killed one is back (`wait_s`); again every `every_s` for `for_s` production
+    seconds (once when either is 0). No work in flight within the wait: the fault did not land."""
     ctx = chaos_context(configuration)
     service = service_name(service)
     if not isinstance(ctx.platform, HeldWork):
@@ -43,15 +59,17 @@ def kill_mid_request(
     every, span = ctx.wall_s(every_s, "every_s"), ctx.wall_s(for_s, "for_s")
     wait_work = number(wait_inflight_s, "wait_inflight_s", minimum=0)
     wait = number(wait_s, "wait_s", minimum=0)
+    slice_max = number(run_ms, "run_ms", minimum=0)
     window = FaultWindow(
         ctx.run_dir, ctx.experiment, "kill_mid_request", service,
-        **ctx.production("every_s", every_s), **ctx.production("for_s", for_s),
+        **ctx.production("every_s", every_s), **ctx.production("for_s", for_s), run_ms=slice_max,
     )  # fmt: skip
     kills: list[dict[str, Any]] = []
     with window:
         started = time.monotonic()
         while True:
-            kills.append(_one_kill(ctx, service, wait_work, wait, window, kills))
+            ran_ms = run_slice_ms(slice_max, random.random(), random.random())
+            kills.append(_one_kill(ctx, service, wait_work, wait, ran_ms, window, kills))
             window.land(kills=kills)
             next_at = started + len(kills) * every
             if every <= 0 or next_at - started >= span:
@@ -60,25 +78,28 @@ def kill_mid_request(
     return window.record
 
 
+def run_slice_ms(run_ms: float, pick: float, where: float) -> float:
+    """How long the victim runs on with its work before the kill, from two uniform draws in
+    [0, 1): a third of the kills at 0 (killed before it reads), the rest log-uniform between
+    MIN_SLICE_MS and `run_ms`, so a 0.3 ms window is hit about as often as a 10 ms one."""
+    if run_ms <= MIN_SLICE_MS or pick < 1 / 3:
+        return 0.0
+    return MIN_SLICE_MS * math.exp(where * math.log(run_ms / MIN_SLICE_MS))
+
+
 def _one_kill(
     ctx: ChaosContext,
     service: str,
     wait_work: float,
     wait: float,
+    ran_ms: float,
     window: FaultWindow,
     kills: list[dict[str, Any]],
 ) -> dict[str, Any]:
     platform: Any = ctx.platform
     frozen_at = time.time()
     try:
-        paused = platform.pause(service, None)
-        deadline = time.monotonic() + wait_work
-        while True:
-            held = platform.held_work(service)
-            busy = {name: work for name, work in held.items() if _holds_work(work)}
-            if busy or time.monotonic() >= deadline:
-                break
-            time.sleep(0.01)
+        paused, held, busy = _freeze_holding_work(platform, service, wait_work)
         if not busy:
             window.evidence["kills"] = kills
             window.record["landed"] = False
@@ -87,6 +108,10 @@ def _one_kill(
                 f"frozen ({held}), so a kill would not land mid-request; run it under load"
             )
         victim = sorted(busy)[0]
+        if ran_ms > 0:  # let it get into the work, then stop it where it is
+            platform.resume(service)
+            time.sleep(ran_ms / 1000)
+            platform.pause(service, None)
         at = time.time()
         evidence = platform.kill_replicas([victim], "KILL", wait)[0]
     finally:  # the others (and the victim, were the kill not to happen) go on
@@ -96,6 +121,7 @@ def _one_kill(
         "frozen_s": round(at - frozen_at, 3),
         "frozen": [p.name for p in paused],
         "in_flight": busy[victim],
+        "ran_ms": round(ran_ms, 3),
         **evidence.as_dict(),
     }
     if not evidence.landed:
@@ -105,6 +131,28 @@ def _one_kill(
             f"{victim} of {service!r} did not come back as a new incarnation within {wait:g} s"
         )
     return item
+
+
+def _freeze_holding_work(
+    platform: Any, service: str, wait_work: float
+) -> tuple[list[Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Freeze every replica until one holds work, for at most `wait_work` seconds: frozen
+    REFREEZE_S with nothing in reach, they run for THAW_S and are frozen again. Returns what
+    was frozen, what each held, and the replicas holding work (empty: none within the wait)."""
+    deadline = time.monotonic() + wait_work
+    while True:
+        paused = platform.pause(service, None)
+        cycle_end = min(deadline, time.monotonic() + REFREEZE_S)
+        while True:
+            held = platform.held_work(service)
+            busy = {name: work for name, work in held.items() if _holds_work(work)}
+            if busy or time.monotonic() >= cycle_end:
+                break
+            time.sleep(0.01)
+        if busy or time.monotonic() >= deadline:
+            return paused, held, busy
+        platform.resume(service)
+        time.sleep(THAW_S)
 
 
 def _holds_work(work: dict[str, Any]) -> bool:

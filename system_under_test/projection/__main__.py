@@ -16,7 +16,9 @@ from system_under_test.streams import connect
 async def _main() -> None:
     cfg = settings()
     setup_logging("projection", cfg.log_level)
-    client = connect(cfg.redis_url)
+    # No client retries: a retried `XREADGROUP >` whose first reply was lost skips the entries
+    # it delivered; on any error `Projection.run` re-reads its own pending list instead.
+    client = connect(cfg.redis_url, retries=0)
     # Stable per replica: a restarted consumer finds its own pending entries again.
     consumer = os.environ.get("SAGAQUAKE_CONSUMER_NAME") or socket.gethostname()
     projection = Projection(client, consumer)

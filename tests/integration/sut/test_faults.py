@@ -144,6 +144,37 @@ def test_projection_killed_mid_stream_skips_no_event(stack) -> None:
         assert r.hget(f"readmodel:order:{order_id}", "status") in ("completed", "cancelled")
 
 
+def test_projection_misses_nothing_across_a_redis_stall_longer_than_its_timeout(stack) -> None:
+    """Redis frozen past the clients' 5 s socket time-out: the projection's blocked
+    `XREADGROUP >` times out, and Redis serves it (delivering entries) when it wakes. A client
+    that retried the read would skip those entries and apply them later, out of order: a view
+    that never sees its OrderPlaced."""
+    ids: list[str] = []
+    stop = threading.Event()
+
+    def steady_orders() -> None:
+        while not stop.is_set():
+            ids.append(place(stack.endpoints, order_body("SKU-0026")).json()["order_id"])
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=steady_orders)
+    sender.start()
+    try:
+        for _ in range(3):
+            time.sleep(1.5)
+            stack.platform.pause("redis")
+            time.sleep(6.5)
+            stack.platform.resume("redis")
+    finally:
+        stack.platform.resume("redis")
+        stop.set()
+        sender.join()
+    for order_id in ids:
+        wait_terminal(stack.endpoints, order_id, 120)
+    _projection_caught_up(stack)
+    assert _rebuild_diffs(stack) == []
+
+
 def test_rebuild_command_equals_the_live_read_model(stack) -> None:
     order_id = place(stack.endpoints, order_body("SKU-0025")).json()["order_id"]
     wait_terminal(stack.endpoints, order_id)

@@ -1,0 +1,73 @@
+"""The scheduling logic of a kill mid-request: when the victim is killed, and how a replica
+frozen out of reach of work is given another chance (the kill itself runs in
+tests/integration/chaos/test_ambiguous_faults.py and test_chaos_experiments.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.chaos import midrequest
+from harness.chaos.midrequest import MIN_SLICE_MS, run_slice_ms
+
+pytestmark = pytest.mark.unit
+
+
+def test_a_third_of_the_kills_land_before_the_work_is_read() -> None:
+    assert run_slice_ms(20, 0.0, 0.9) == 0.0
+    assert run_slice_ms(20, 0.33, 0.9) == 0.0
+    assert run_slice_ms(20, 0.34, 0.9) > 0
+
+
+def test_the_slice_is_log_uniform_between_its_bounds() -> None:
+    assert run_slice_ms(20, 0.5, 0.0) == pytest.approx(MIN_SLICE_MS)
+    assert run_slice_ms(20, 0.5, 1.0) == pytest.approx(20)
+    # the middle of the draw is the geometric mean: 1.41 ms, not 10 ms
+    assert run_slice_ms(20, 0.5, 0.5) == pytest.approx((MIN_SLICE_MS * 20) ** 0.5)
+
+
+def test_no_slice_when_run_ms_is_zero() -> None:
+    assert run_slice_ms(0, 0.9, 0.9) == 0.0
+
+
+class FrozenOutOfReach:
+    """A replica that holds work only from its `busy_from`-th freeze on."""
+
+    def __init__(self, busy_from: int) -> None:
+        self.busy_from = busy_from
+        self.freezes = 0
+        self.resumes = 0
+
+    def pause(self, service: str, count: int | None) -> list[Any]:
+        self.freezes += 1
+        return [service]
+
+    def resume(self, service: str) -> list[str]:
+        self.resumes += 1
+        return [service]
+
+    def held_work(self, service: str) -> dict[str, dict[str, Any]]:
+        pending = 3 if self.freezes >= self.busy_from else 0
+        return {"projection_00": {"pending_entries": pending}}
+
+
+def test_a_replica_frozen_out_of_reach_is_let_go_and_frozen_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(midrequest, "REFREEZE_S", 0.05)
+    monkeypatch.setattr(midrequest, "THAW_S", 0.0)
+    platform = FrozenOutOfReach(busy_from=3)
+    _, _, busy = midrequest._freeze_holding_work(platform, "projection", wait_work=5)
+    assert busy == {"projection_00": {"pending_entries": 3}}
+    assert (platform.freezes, platform.resumes) == (3, 2)
+
+
+def test_no_work_within_the_wait_returns_nothing_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(midrequest, "REFREEZE_S", 0.05)
+    monkeypatch.setattr(midrequest, "THAW_S", 0.0)
+    platform = FrozenOutOfReach(busy_from=10**6)
+    _, held, busy = midrequest._freeze_holding_work(platform, "projection", wait_work=0.2)
+    assert busy == {}
+    assert held == {"projection_00": {"pending_entries": 0}}
+    assert platform.freezes >= 2
