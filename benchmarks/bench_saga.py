@@ -46,10 +46,10 @@ from benchmarks.ladder import Ladder, Step, climb, judge
 from benchmarks.profiling import PySpy, summarise
 from benchmarks.saga_probes import Counts, LagSampler, LoopThread
 from benchmarks.saga_report import print_step, report
+from harness.chaos.observe import group_backlog
 from harness.load.ledger import ledger_files, read_ledger
 from harness.load.runner import run_load
 from harness.platforms.local import LocalPlatform
-from harness.run.drain import group_backlog
 from harness.settings import LocalOptions, LocalPorts
 
 __all__ = ["FLAT_RATE", "main"]

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import redis
 from temporalio.client import Client
 
-from harness.run.drain import group_backlog
+from harness.chaos.observe import group_backlog
 
 __all__ = ["Counts", "LagSampler", "LoopThread"]
 

@@ -47,6 +47,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else new_run_dir("stack")
     run_dir.mkdir(parents=True, exist_ok=True)
     replicas = {
+        "order-service": int(args.order_replicas),
         "payment-service": int(args.payment_replicas),
         "saga-worker": int(args.worker_replicas),
     }
@@ -146,7 +147,11 @@ def cmd_load(args: argparse.Namespace) -> int:
         )
         cmd_up(
             argparse.Namespace(
-                run_dir=None, payment_replicas="2", worker_replicas="2", timeout="180"
+                run_dir=None,
+                order_replicas="2",
+                payment_replicas="2",
+                worker_replicas="2",
+                timeout="180",
             )
         )
         platform = attach(args.platform)
@@ -280,6 +285,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Command]]:
         "--run-dir",
         env="SAGAQUAKE_RUN_DIR",
         help="run folder (default: a new one under reports/)",
+    )
+    _flag(
+        up,
+        "--order-replicas",
+        env="SAGAQUAKE_ORDER_REPLICAS",
+        default="2",
+        help="order-service replicas",
     )
     _flag(
         up,

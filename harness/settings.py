@@ -136,11 +136,15 @@ def port_is_free(port: int) -> bool:
 class LocalOptions:
     """How the local stack runs. Env: SAGAQUAKE_<FIELD> (upper case)."""
 
+    order_replicas: int = (
+        2  # the API, like any stateless service in production: a kill is not downtime
+    )
     payment_replicas: int = 2
     worker_replicas: int = 2
     redis_maxmemory: str = "1gb"
     redis_appendfsync: str = "always"  # always | everysec | no
     decline_rate: float = 0.03
+    reclaim_idle_s: float = 60.0  # the projection's SAGAQUAKE_RECLAIM_IDLE_S
     catalogue: str = "skus=200,stock=100000,scarce=4,scarce_stock=25"
     ready_timeout_s: float = 120.0
 

@@ -56,6 +56,11 @@ class Settings:
         default_factory=lambda: int(_env("SAGAQUAKE_WORKER_CONCURRENCY", "100"))
     )
     log_level: str = field(default_factory=lambda: _env("SAGAQUAKE_LOG_LEVEL", "INFO"))
+    # The projection takes over entries another consumer has left pending this long (and looks
+    # for them this often): how late the read model catches up after a consumer is lost.
+    reclaim_idle_s: float = field(
+        default_factory=lambda: float(_env("SAGAQUAKE_RECLAIM_IDLE_S", "60"))
+    )
     # Which version of the saga a worker runs (docs/system.md): 1, or 2 (the fraud check before
     # the charge). A worker of either version finishes sagas started on the other.
     saga_version: int = field(default_factory=lambda: int(_env("SAGAQUAKE_SAGA_VERSION", "1")))

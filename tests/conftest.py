@@ -36,7 +36,8 @@ _STACKS: list[LocalPlatform] = []
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     run_dir = tmp_path_factory.mktemp("stack-run")
-    platform = LocalPlatform(run_dir, LocalPorts.free(), LocalOptions())
+    # a lost consumer's entries are reclaimed after 10 s, not 60 (projection-consumer-lost)
+    platform = LocalPlatform(run_dir, LocalPorts.free(), LocalOptions(reclaim_idle_s=10))
     platform.up(timeout_s=180)
     _STACKS.append(platform)
     try:

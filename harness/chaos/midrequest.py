@@ -21,14 +21,15 @@ from __future__ import annotations
 import math
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.chaos.context import ChaosContext, chaos_context, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow
 from harness.errors import ConfigError
-from harness.platforms.base import HeldWork
+from harness.platforms.base import HeldWork, Platform
 
-__all__ = ["kill_mid_request", "run_slice_ms"]
+__all__ = ["kill_mid_request", "lose_consumer", "run_slice_ms"]
 
 REFREEZE_S = 2.0  # frozen this long with no work in reach: let it run a moment, freeze again
 THAW_S = 0.05
@@ -134,18 +135,23 @@ def _one_kill(
 
 
 def _freeze_holding_work(
-    platform: Any, service: str, wait_work: float
+    platform: Any, service: str, wait_work: float, only: str | None = None
 ) -> tuple[list[Any], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """Freeze every replica until one holds work, for at most `wait_work` seconds: frozen
-    REFREEZE_S with nothing in reach, they run for THAW_S and are frozen again. Returns what
-    was frozen, what each held, and the replicas holding work (empty: none within the wait)."""
+    """Freeze every replica until one (`only` that one, when given) holds work, for at most
+    `wait_work` seconds: frozen REFREEZE_S with nothing in reach, they run for THAW_S and are
+    frozen again. Returns what was frozen, what each held, and the replicas holding work
+    (empty: none within the wait)."""
     deadline = time.monotonic() + wait_work
     while True:
         paused = platform.pause(service, None)
         cycle_end = min(deadline, time.monotonic() + REFREEZE_S)
         while True:
             held = platform.held_work(service)
-            busy = {name: work for name, work in held.items() if _holds_work(work)}
+            busy = {
+                name: work
+                for name, work in held.items()
+                if _holds_work(work) and only in (None, name)
+            }
             if busy or time.monotonic() >= cycle_end:
                 break
             time.sleep(0.01)
@@ -157,3 +163,89 @@ def _freeze_holding_work(
 
 def _holds_work(work: dict[str, Any]) -> bool:
     return bool(work.get("accept_queue") or work.get("unread_bytes") or work.get("pending_entries"))
+
+
+def lose_consumer(
+    service: str = "projection",
+    wait_inflight_s: float = 30,
+    wait_s: float = 60,
+    configuration: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A consumer that leaves for good with work in hand (a scale-down, a lost node): one more
+    replica of `service` is started, frozen once Redis has delivered it entries it has not
+    acknowledged (waiting up to `wait_inflight_s`), and scaled away while still frozen, so it
+    never runs again. Its consumer name never comes back: only another consumer's reclaim
+    (XAUTOCLAIM) can apply those entries, and `read_model_consistent` fails if none does."""
+    ctx = chaos_context(configuration)
+    service = service_name(service)
+    platform: Any = ctx.platform
+    if not isinstance(ctx.platform, HeldWork):
+        raise ConfigError(
+            f"lose_consumer cannot see the entries a replica holds on {ctx.platform.name}"
+        )
+    wait_work = number(wait_inflight_s, "wait_inflight_s", minimum=0)
+    wait = number(wait_s, "wait_s", minimum=0)
+    window = FaultWindow(ctx.run_dir, ctx.experiment, "lose_consumer", service)
+    with window:
+        before = _running(platform, service)
+        platform.scale(service, len(before) + 1, wait)
+        scaled_down = False
+        try:
+            added = sorted(set(_running(platform, service)) - set(before))
+            if not added:
+                raise FaultNotLanded(f"scaling {service!r} up started no new replica")
+            victim = added[0]
+            paused, held, busy = _freeze_holding_work(platform, service, wait_work, only=victim)
+            if not busy:
+                window.record["landed"] = False
+                raise FaultNotLanded(
+                    f"the added replica {victim} of {service!r} received no work within "
+                    f"{wait_work:g} s ({held}); run it under load"
+                )
+            at = time.time()
+            _scale_away_frozen(platform, service, len(before), victim, wait)
+            scaled_down = True
+            if victim in _running(platform, service):
+                window.record["landed"] = False
+                raise FaultNotLanded(
+                    f"scaling {service!r} down left {victim} running (the platform chose "
+                    "another replica to remove), so no consumer left with work in hand"
+                )
+            window.land(
+                consumer=victim,
+                left_at=round(at, 3),
+                scale_down_s=round(time.time() - at, 3),
+                frozen=[p.name for p in paused],
+                in_flight=busy[victim],
+                replicas=len(before),
+            )
+        finally:
+            platform.resume(service)
+            if not scaled_down:
+                platform.scale(service, len(before), wait)
+    return window.record
+
+
+def _scale_away_frozen(
+    platform: Any, service: str, replicas: int, victim: str, wait: float
+) -> None:
+    """Scale `service` down to `replicas`, removing `victim` while it stays frozen: its stop's
+    SIGTERM waits (were it thawed, it would finish its batch and acknowledge it), the SIGKILL
+    that follows the stop time-out lands. The others are thawed as soon as the victim is no
+    longer running (resume thaws running replicas only), so they are ready again when the
+    scale-down waits for them."""
+    with ThreadPoolExecutor(1) as pool:
+        scaling = pool.submit(platform.scale, service, replicas, wait)
+        deadline = time.monotonic() + wait
+        while victim in _running(platform, service) and time.monotonic() < deadline:
+            if scaling.done():
+                break
+            time.sleep(0.05)
+        platform.resume(service)
+        scaling.result()
+
+
+def _running(platform: Platform, service: str) -> list[str]:
+    return sorted(
+        r.name for r in platform.status() if r.service == service and r.state == "RUNNING"
+    )

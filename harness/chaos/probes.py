@@ -23,7 +23,7 @@ import httpx
 
 from harness.chaos.context import chaos_context, number, service_name
 from harness.chaos.faults import read_faults
-from harness.chaos.observe import ledger_watch, reader, temporal_view
+from harness.chaos.observe import group_backlog, ledger_watch, reader, temporal_view
 from harness.chaos.redis_memory import memory_facts, try_write
 from harness.load.ledger import ClientLedger, classify, ledger_dir
 from harness.platforms.base import SERVICES
@@ -38,6 +38,7 @@ __all__ = [
     "redis_memory",
     "services_ready",
     "unsettled_orders",
+    "wait_until_projected",
     "wait_until_settled",
     "within",
     "workflow_backlog",
@@ -182,6 +183,31 @@ def wait_until_settled(
             settled = seen["unsettled"] == 0
             return {"settled": settled, "waited_s": waited, "backlog": backlog, **seen}
         time.sleep(0.25)
+
+
+def wait_until_projected(
+    timeout_s: float = 300, configuration: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Wait until the projection's consumer group has every entry of orders:events delivered
+    and acknowledged (by whichever consumer: a lost consumer's entries count until another
+    reclaims them), at most `timeout_s`; say how long that took."""
+    ctx = chaos_context(configuration)
+    timeout = number(timeout_s, "timeout_s", minimum=0)
+    client = reader(ctx.platform.endpoints())
+    started = time.monotonic()
+    first = None
+    while True:
+        backlog = group_backlog(client)
+        first = backlog if first is None and backlog >= 0 else first
+        waited = round(time.monotonic() - started, 3)
+        if backlog == 0 or waited >= timeout:
+            return {
+                "projected": backlog == 0,
+                "waited_s": waited,
+                "backlog": backlog,
+                "first": first,
+            }
+        time.sleep(0.5)
 
 
 def workflow_backlog(configuration: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The client ledger: what each client was told, one JSON line per HTTP attempt (docs/run-folder.md).
+"""The client ledger: what each client was told, one JSON line per HTTP attempt (docs/run-folder.md),
+and beside it the customers' cancels (`cancel-<name>.jsonl`, one line per cancel request).
 
 Written by the load generator alone (never through the system's Redis). Every line goes to the
 file in one unbuffered `write(2)`, so it is in the kernel the moment `record` returns and
@@ -12,17 +13,20 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 
 from system_under_test.ids import order_id_for
 
 __all__ = [
+    "CANCEL_FIELDS",
     "FIELDS",
     "OUTCOMES",
+    "CancelLedger",
     "ClientLedger",
     "LedgerTail",
+    "cancel_files",
     "classify",
     "ledger_dir",
     "ledger_files",
@@ -41,6 +45,16 @@ FIELDS = (
     "currency",
     "items",
     "attempt",
+    "sent_at",
+    "answered_at",
+    "status",
+    "outcome",
+    "error",
+)
+CANCEL_FIELDS = (
+    "seq",
+    "order_id",
+    "seen_status",
     "sent_at",
     "answered_at",
     "status",
@@ -73,15 +87,22 @@ def ledger_dir(run_dir: Path) -> Path:
 
 
 def ledger_files(run_dir: Path) -> list[Path]:
-    return sorted(ledger_dir(run_dir).glob("client-*.jsonl"))
+    return sorted(ledger_dir(run_dir).glob(f"{ClientLedger.PREFIX}*.jsonl"))
 
 
-class ClientLedger:
-    """One process's ledger file, `history/ledger/client-<name>.jsonl`, append-only."""
+def cancel_files(run_dir: Path) -> list[Path]:
+    return sorted(ledger_dir(run_dir).glob(f"{CancelLedger.PREFIX}*.jsonl"))
+
+
+class _LineFile:
+    """An append-only JSON-lines file of one process: each line numbered (`seq`, continued when
+    the file is reopened) and written with one unbuffered `write(2)`."""
+
+    PREFIX = ""
 
     def __init__(self, path: Path, fsync_every: int = 0) -> None:
         self.path = Path(path)
-        self.name = self.path.stem.removeprefix("client-")
+        self.name = self.path.stem.removeprefix(self.PREFIX)
         self.fsync_every = max(0, int(fsync_every))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -89,18 +110,52 @@ class ClientLedger:
         self._since_sync = 0
 
     @classmethod
-    def create(cls, run_dir: Path, name: str, fsync_every: int = 0) -> ClientLedger:
+    def create(cls, run_dir: Path, name: str, fsync_every: int = 0) -> Self:
         """A new file for process `name`; `<name>-<pid>` when that name is taken already."""
         folder = ledger_dir(run_dir)
         folder.mkdir(parents=True, exist_ok=True)
         for candidate in (name, f"{name}-{os.getpid()}"):
-            path = folder / f"client-{candidate}.jsonl"
+            path = folder / f"{cls.PREFIX}{candidate}.jsonl"
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             except FileExistsError:
                 continue
             return cls(path, fsync_every)
-        return cls(folder / f"client-{name}-{os.getpid()}.jsonl", fsync_every)
+        return cls(folder / f"{cls.PREFIX}{name}-{os.getpid()}.jsonl", fsync_every)
+
+    def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Write one line (it is in the kernel when this returns) and return it."""
+        if self._fd is None:
+            raise ValueError(f"ledger {self.path} is closed")
+        self.seq += 1
+        line = {"seq": self.seq, **fields}
+        data = orjson.dumps(line) + b"\n"
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self._since_sync += 1
+        if self.fsync_every and self._since_sync >= self.fsync_every:
+            os.fsync(self._fd)
+            self._since_sync = 0
+        return line
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ClientLedger(_LineFile):
+    """One process's ledger file, `history/ledger/client-<name>.jsonl`, append-only."""
+
+    PREFIX = "client-"
 
     def record(
         self,
@@ -122,46 +177,55 @@ class ClientLedger:
         """Append one attempt; it is in the file when this returns."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
-        if self._fd is None:
-            raise ValueError(f"ledger {self.path} is closed")
-        self.seq += 1
-        line = {
-            "seq": self.seq,
-            "op_id": op_id,
-            "idempotency_key": idempotency_key,
-            "order_id": order_id or order_id_for(idempotency_key),
-            "customer_id": customer_id,
-            "amount_cents": amount_cents,
-            "currency": currency,
-            "items": items,
-            "attempt": attempt,
-            "sent_at": sent_at,
-            "answered_at": answered_at,
-            "status": status or None,
-            "outcome": outcome,
-            "error": error,
-        }
-        data = orjson.dumps(line) + b"\n"
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-        self._since_sync += 1
-        if self.fsync_every and self._since_sync >= self.fsync_every:
-            os.fsync(self._fd)
-            self._since_sync = 0
-        return line
+        return self._append(
+            {
+                "op_id": op_id,
+                "idempotency_key": idempotency_key,
+                "order_id": order_id or order_id_for(idempotency_key),
+                "customer_id": customer_id,
+                "amount_cents": amount_cents,
+                "currency": currency,
+                "items": items,
+                "attempt": attempt,
+                "sent_at": sent_at,
+                "answered_at": answered_at,
+                "status": status or None,
+                "outcome": outcome,
+                "error": error,
+            }
+        )
 
-    def close(self) -> None:
-        if self._fd is not None:
-            os.fsync(self._fd)
-            os.close(self._fd)
-            self._fd = None
 
-    def __enter__(self) -> ClientLedger:
-        return self
+class CancelLedger(_LineFile):
+    """One process's customer cancels, `history/ledger/cancel-<name>.jsonl`: one line per
+    POST /orders/{id}/cancel, with what the customer saw of the order just before."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    PREFIX = "cancel-"
+
+    def record(
+        self,
+        *,
+        order_id: str,
+        seen_status: str | None,
+        sent_at: float,
+        answered_at: float,
+        status: int | None,
+        outcome: str,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
+        return self._append(
+            {
+                "order_id": order_id,
+                "seen_status": seen_status,
+                "sent_at": sent_at,
+                "answered_at": answered_at,
+                "status": status or None,
+                "outcome": outcome,
+                "error": error,
+            }
+        )
 
 
 def _last_seq(path: Path) -> int:

@@ -1,7 +1,7 @@
 """Load profiles: a day of order traffic as data, and its rate at any second of a compressed run.
 
 A profile file (`scenarios/load/profiles/<name>.yaml`) gives the orders of one production day,
-an hourly curve, spikes and the client's order mix and retry policy. `Profile.curve()` turns it
+an hourly curve, spikes and the client's order mix, retry policy and patience. `Profile.curve()` turns it
 into a `RateCurve`: orders per wall-clock second for a run that starts at `start_hour` of the day
 and plays production time `compress` times faster. Totals follow production time, so
 compression scales the rate, never the number of orders of a window of the day.
@@ -30,6 +30,7 @@ __all__ = [
     "DAY_S",
     "PROFILES_DIR",
     "OrderMix",
+    "Patience",
     "Profile",
     "RateCurve",
     "RetryPolicy",
@@ -83,6 +84,16 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class Patience:
+    """Customers whose order has not finished after `after_s` production seconds look at it,
+    and `cancel_share` of them cancel it: an outage turns into cancellations, and a charge that
+    went through before the cancel must be refunded in full."""
+
+    after_s: float = 300.0
+    cancel_share: float = 0.25
+
+
+@dataclass(frozen=True)
 class OrderMix:
     """What orders look like: line items, SKU popularity, customers, prices, currencies."""
 
@@ -112,6 +123,7 @@ class Profile:
     description: str = ""
     order_mix: OrderMix = field(default_factory=OrderMix)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    patience: Patience = field(default_factory=Patience)
 
     @cached_property
     def _day(self) -> DayCurve:
@@ -206,6 +218,7 @@ _TOP_KEYS = {
     "arrivals",
     "order_mix",
     "retry",
+    "patience",
 }
 _MIX_KEYS = {
     "items_per_order",
@@ -218,6 +231,7 @@ _MIX_KEYS = {
 _SKU_KEYS = {"count", "zipf_s", "rank_seed"}
 _PRICE_KEYS = {"min", "max"}
 _SPIKE_KEYS = {"at", "duration_min", "multiplier"}
+_PATIENCE_KEYS = {"after_s", "cancel_share"}
 _RETRY_KEYS = {
     "timeout_s",
     "max_attempts",
@@ -390,6 +404,7 @@ def parse_profile(data: Any, source: str = "<profile>", name: str = "profile") -
 
     mix = _parse_mix(r, top.get("order_mix", {}))
     retry = _parse_retry(r, top.get("retry", {}))
+    patience = _parse_patience(r, top.get("patience", {}))
     profile = Profile(
         name=name,
         source=source,
@@ -402,6 +417,7 @@ def parse_profile(data: Any, source: str = "<profile>", name: str = "profile") -
         description=description.strip(),
         order_mix=mix,
         retry=retry,
+        patience=patience,
     )
     _ = profile._day  # every multiplier 0 is only visible once the curve is built
     return profile
@@ -497,4 +513,13 @@ def _parse_retry(r: _Reader, raw: Any) -> RetryPolicy:
         ),
         jitter=r.number(p.get("jitter", d.jitter), "retry.jitter", 0, 1),
         retry_on_status=codes,
+    )
+
+
+def _parse_patience(r: _Reader, raw: Any) -> Patience:
+    p = r.mapping(raw if raw is not None else {}, "patience", _PATIENCE_KEYS)
+    d = Patience()
+    return Patience(
+        after_s=r.number(p.get("after_s", d.after_s), "patience.after_s", 0, 86400, lo_open=True),
+        cancel_share=r.number(p.get("cancel_share", d.cancel_share), "patience.cancel_share", 0, 1),
     )

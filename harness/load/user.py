@@ -23,12 +23,13 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.pool
 import orjson
 from locust import FastHttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 from harness.load.arrivals import Arrival, ArrivalSchedule, ArrivalStats
-from harness.load.ledger import ClientLedger, classify
+from harness.load.ledger import CancelLedger, ClientLedger, classify
 from harness.load.orders import OrderFactory
 from harness.load.profiles import load_profile, parse_hour
 from harness.load.settings import LoadSettings
@@ -71,7 +72,11 @@ class LoadDriver:
         self.in_flight = 0
         self.ops = 0
         self.ledger: ClientLedger | None = None
+        self.cancels: CancelLedger | None = None
         self.name: str | None = None
+        self.patience = self.profile.patience
+        self.patience_wall_s = self.patience.after_s / self.compress
+        self.waiting_customers = gevent.pool.Group()  # impatient customers, until they look
 
     # --- the plan of one run ---------------------------------------------------------------
 
@@ -143,6 +148,20 @@ class LoadDriver:
             self.name = self.ledger.name
             logger.info("client ledger: %s", self.ledger.path)
         return self.ledger
+
+    def cancel_ledger(self) -> CancelLedger:
+        if self.cancels is None:
+            name = self.name or "c1"
+            self.cancels = CancelLedger.create(
+                self.settings.run_dir, name, self.settings.ledger_fsync_every
+            )
+        return self.cancels
+
+    def impatient(self, k: int) -> bool:
+        """Whether the customer of arrival `k` cancels an order still unfinished after
+        patience: the same customers for the same seed, whichever process sends them."""
+        share = self.patience.cancel_share
+        return share > 0 and random.Random(f"cancel:{self.settings.seed}:{k}").random() < share
 
     def write_summary(self) -> None:
         """`locust/arrivals-<name>.json`: this process's schedule and lag (read by the runner)."""
@@ -242,6 +261,7 @@ def _on_test_stop(environment, **_kw) -> None:
     d = driver()
     if d.ended_at is None:
         d.ended_at = time.time()
+    d.waiting_customers.kill(block=False)  # the run is over: nobody looks any more
     d.write_summary()
 
 
@@ -249,8 +269,9 @@ def _on_test_stop(environment, **_kw) -> None:
 def _on_quit(**_kw) -> None:
     d = driver()
     d.write_summary()
-    if d.ledger is not None:
-        d.ledger.close()
+    for ledger in (d.ledger, d.cancels):
+        if ledger is not None:
+            ledger.close()
 
 
 # --- the user ------------------------------------------------------------------------------------
@@ -296,6 +317,10 @@ class OrderUser(FastHttpUser):
         try:
             for attempt in range(1, retry.max_attempts + 1):
                 outcome, status = self._attempt(ledger, op, attempt)
+                if outcome == "ok" and d.impatient(arrival.k):
+                    d.waiting_customers.spawn_later(
+                        d.patience_wall_s, self._look_and_cancel, op["order_id"]
+                    )
                 if outcome == "ok" or (outcome == "failed" and status not in retry.retry_on_status):
                     return
                 if attempt < retry.max_attempts:
@@ -344,6 +369,8 @@ class OrderUser(FastHttpUser):
                 if outcome != "ok":
                     error = _detail(body, status) if status else _describe(err)
                 ok_body = outcome == "ok" and isinstance(body, dict)
+                if ok_body:
+                    op["order_id"] = body.get("order_id")
                 record(
                     status=status,
                     outcome=outcome,
@@ -363,6 +390,64 @@ class OrderUser(FastHttpUser):
             stopped = f"load generator stopped mid-request ({type(exc).__name__})"
             record(status=None, outcome="unknown", error=stopped)
             raise
+
+    def _look_and_cancel(self, order_id: str | None) -> None:
+        """An impatient customer, `patience.after_s` after the order was accepted: looks at it
+        (GET /orders/{id}) and cancels it unless it has finished. Every cancel is recorded in
+        the cancel ledger, answered or not."""
+        if not order_id:
+            return
+        d = driver()
+        with self.client.get(
+            f"/orders/{order_id}", name="GET /orders/{id}", catch_response=True
+        ) as resp:
+            seen = _json(resp).get("status") if resp.status_code == 200 else None
+            resp.success()  # 404: not in the read model yet, which is an answer too
+        if seen in FINISHED:
+            return
+        sent_at = time.time()
+        try:
+            with self.client.post(
+                f"/orders/{order_id}/cancel",
+                name="POST /orders/{id}/cancel",
+                catch_response=True,
+            ) as resp:
+                status = resp.status_code or None
+                body = _json(resp)
+                outcome = classify(status, body if status else None)
+                error = (
+                    None
+                    if outcome == "ok"
+                    else (
+                        _detail(body, status) if status else _describe(getattr(resp, "error", None))
+                    )
+                )
+                if outcome == "ok" or status == 409:  # 409: it finished meanwhile
+                    resp.success()
+                else:
+                    resp.failure(f"{outcome}: {error}")
+        except Exception as exc:  # the client itself failed: the cancel may have left
+            status, outcome, error = None, "unknown", f"{type(exc).__name__}: {exc}"
+        d.cancel_ledger().record(
+            order_id=order_id,
+            seen_status=seen,
+            sent_at=sent_at,
+            answered_at=time.time(),
+            status=status,
+            outcome=outcome,
+            error=error,
+        )
+
+
+FINISHED = ("completed", "cancelled")
+
+
+def _json(resp: Any) -> dict[str, Any]:
+    try:
+        body = orjson.loads(resp.content or b"null")
+    except Exception:  # not JSON, or the body was cut off
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _describe(err: BaseException | None) -> str:

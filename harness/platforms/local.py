@@ -126,6 +126,7 @@ class LocalPlatform:
         self.ports = ports or LocalPorts.from_env()
         self.options = options or LocalOptions.from_env()
         self.replicas = replicas or {
+            "order-service": self.options.order_replicas,
             "payment-service": self.options.payment_replicas,
             "saga-worker": self.options.worker_replicas,
         }

@@ -130,6 +130,7 @@ def system_env(ports: LocalPorts, options: LocalOptions) -> dict[str, str]:
         "SAGAQUAKE_NOTIFICATION_URL": f"http://127.0.0.1:{ports.notification}",
         "SAGAQUAKE_BIND_HOST": "127.0.0.1",
         "SAGAQUAKE_DECLINE_RATE": str(options.decline_rate),
+        "SAGAQUAKE_RECLAIM_IDLE_S": str(options.reclaim_idle_s),
         "SAGAQUAKE_CATALOGUE": options.catalogue,
         "PYTHONUNBUFFERED": "1",
     }

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import redis
 from temporalio.client import Client
 
+from harness.chaos.observe import group_backlog
 from harness.platforms.base import Endpoints
 
-__all__ = ["DrainResult", "count_sagas", "drain", "group_backlog", "running_sagas"]
+__all__ = ["DrainResult", "count_sagas", "drain", "running_sagas"]
 
 RUNNING = "WorkflowType='OrderSaga' AND ExecutionStatus='Running'"
 
@@ -47,33 +48,6 @@ def count_sagas(endpoints: Endpoints, query: str) -> int:
 def running_sagas(endpoints: Endpoints) -> int:
     """How many OrderSaga workflows are running (-1 when Temporal does not answer)."""
     return count_sagas(endpoints, RUNNING)
-
-
-def group_backlog(
-    r: redis.Redis, stream: str = "orders:events", group: str = "projection", cap: int = 10_000
-) -> int:
-    """Entries of `stream` not yet delivered to `group` plus those delivered but not acked (-1
-    when Redis does not answer). Undelivered entries are counted with XRANGE after the group's
-    last-delivered id, up to `cap`.
-
-    Why not XINFO GROUPS' `lag`: Redis derives it from a read counter that can go wrong (seen on
-    Redis 7.0 after the chaos experiments: lag 6,643 with every entry delivered, so the drain
-    waited for its deadline), and it is nil when Redis cannot tell."""
-
-    def text(value: object) -> str:
-        return value.decode() if isinstance(value, bytes) else str(value)
-
-    try:
-        found = next((g for g in r.xinfo_groups(stream) if text(g["name"]) == group), None)
-        if found is None:  # nobody has read yet
-            return min(int(r.xlen(stream)), cap)
-        last = text(found["last-delivered-id"])
-        undelivered = 0
-        if last != text(r.xinfo_stream(stream)["last-generated-id"]):
-            undelivered = len(r.xrange(stream, min=f"({last}", count=cap) or [])
-        return undelivered + int(found["pending"])
-    except redis.RedisError:
-        return -1
 
 
 def drain(

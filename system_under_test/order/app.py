@@ -17,17 +17,24 @@ from datetime import timedelta
 from typing import Annotated
 
 import orjson
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Path
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from system_under_test.config import Settings
 from system_under_test.ids import order_id_for
 from system_under_test.projection.readmodel import ReadModel
-from system_under_test.saga.models import WORKFLOW_TYPE, LineItem, OrderInput
+from system_under_test.saga.models import (
+    CANCEL_SIGNAL,
+    CUSTOMER_CANCELLED,
+    WORKFLOW_TYPE,
+    LineItem,
+    OrderInput,
+)
 from system_under_test.serving import add_health_routes, add_redis_error_handlers, redis_ready
 from system_under_test.streams import connect, now_ms
 
@@ -35,6 +42,7 @@ __all__ = ["OrderRequest", "create_app", "fingerprint"]
 
 log = logging.getLogger("order-service")
 
+OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 IdempotencyKey = Annotated[
     str, Header(alias="Idempotency-Key", min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")
 ]
@@ -159,6 +167,45 @@ def create_app(cfg: Settings) -> FastAPI:
             )
         return JSONResponse(
             {"order_id": order_id, "status": "accepted", "duplicate": True}, status_code=202
+        )
+
+    @app.post("/orders/{order_id}/cancel", status_code=202)
+    async def cancel_order(order_id: OrderId) -> JSONResponse:
+        """The customer cancels: 202 once the saga has the request (it honours it until the
+        stock is committed; GET /orders/{id} tells how it ended), 404 for no such order, 409
+        when the order has already finished."""
+        try:
+            client = await temporal.get()
+        except Exception as exc:  # nothing was sent: a definite refusal
+            raise HTTPException(
+                503, f"temporal is not reachable; nothing was sent (retry later): {exc}"
+            ) from exc
+        handle = client.get_workflow_handle(order_id)
+        try:
+            await handle.signal(CANCEL_SIGNAL, CUSTOMER_CANCELLED)
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise HTTPException(
+                    504, f"the cancel may or may not have reached the order (retry): {exc}"
+                ) from exc
+            await _not_running(client, order_id)
+        except Exception as exc:
+            raise HTTPException(
+                504, f"the cancel may or may not have reached the order (retry): {exc}"
+            ) from exc
+        return JSONResponse({"order_id": order_id, "status": "cancel requested"}, status_code=202)
+
+    async def _not_running(client: Client, order_id: str) -> None:
+        """Why a signal found no running saga: 404 (none) or 409 (finished)."""
+        try:
+            described = await client.get_workflow_handle(order_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise HTTPException(404, f"no order {order_id!r}") from exc
+            raise HTTPException(503, f"could not read order {order_id}: {exc}") from exc
+        state = described.status.name.lower() if described.status else "finished"
+        raise HTTPException(
+            409, f"order {order_id} has already finished ({state}): too late to cancel"
         )
 
     @app.get("/orders/{order_id}")

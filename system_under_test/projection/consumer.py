@@ -22,7 +22,7 @@ __all__ = ["GROUP", "Projection", "ensure_group"]
 
 GROUP = "projection"
 BATCH = 500
-RECLAIM_IDLE_MS = 60_000
+RECLAIM_IDLE_MS = 60_000  # the default of SAGAQUAKE_RECLAIM_IDLE_S
 
 log = logging.getLogger("projection")
 
@@ -36,9 +36,12 @@ async def ensure_group(client: aioredis.Redis) -> None:
 
 
 class Projection:
-    def __init__(self, client: aioredis.Redis, consumer: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, consumer: str, reclaim_idle_ms: int = RECLAIM_IDLE_MS
+    ) -> None:
         self._client = client
         self._consumer = consumer
+        self._reclaim_idle_ms = reclaim_idle_ms
         self.model = ReadModel(client)
         self.applied = 0
 
@@ -65,7 +68,12 @@ class Projection:
         cursor = "0-0"
         while True:
             cursor, claimed, *_ = await self._client.xautoclaim(
-                EVENTS_STREAM, GROUP, self._consumer, RECLAIM_IDLE_MS, start_id=cursor, count=BATCH
+                EVENTS_STREAM,
+                GROUP,
+                self._consumer,
+                self._reclaim_idle_ms,
+                start_id=cursor,
+                count=BATCH,
             )
             await self._apply_and_ack([(sid, f) for sid, f in claimed if f])
             if cursor in ("0-0", b"0-0"):
@@ -80,7 +88,7 @@ class Projection:
                 await ensure_group(self._client)
                 await self.drain_own_pending()
                 while not stop.is_set():
-                    if loop.time() - last_reclaim > RECLAIM_IDLE_MS / 1000:
+                    if loop.time() - last_reclaim > self._reclaim_idle_ms / 1000:
                         await self.reclaim()
                         last_reclaim = loop.time()
                     await self._apply_and_ack(await self._read(">", 1000))

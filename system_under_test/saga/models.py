@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "BUSINESS_FAILURES",
+    "CANCEL_SIGNAL",
+    "CUSTOMER_CANCELLED",
     "TASK_QUEUE",
     "WORKFLOW_TYPE",
     "CancelInput",
@@ -28,6 +30,10 @@ BUSINESS_FAILURES = (
     "UnexpectedResponse",
     "FraudSuspected",  # version 2's fraud check
 )
+
+# The saga's signal for a customer's cancel, and the reason its OrderCancelled then carries.
+CANCEL_SIGNAL = "cancel"
+CUSTOMER_CANCELLED = "customer_cancelled"
 
 
 @dataclass

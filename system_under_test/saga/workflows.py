@@ -2,7 +2,8 @@
 
 Every effect is an activity. Technical failures are retried without limit, so an outage pauses
 orders instead of losing them; business rejections (declined card, no stock) cancel the order
-after compensation.
+after compensation, and so does the customer's cancel (the `cancel` signal), honoured between
+steps until the stock is committed.
 
 Two choices for throughput, measured on 2 cores (docs/performance.md):
 - Steps are *local* activities: each is a short call (one HTTP request or one Lua script), and a
@@ -38,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from system_under_test.saga.activities import SagaActivities
     from system_under_test.saga.models import (
         BUSINESS_FAILURES,
+        CUSTOMER_CANCELLED,
         CancelInput,
         OrderInput,
         OrderResult,
@@ -93,6 +95,20 @@ def _reason(err: BaseException) -> str:
 class OrderSaga:
     def __init__(self) -> None:
         self._steps: list[str] = []
+        self._cancel_reason = ""
+
+    @workflow.signal
+    def cancel(self, reason: str) -> None:
+        """The customer cancels (POST /orders/{id}/cancel). Honoured between steps, never by
+        interrupting one (a charge cut off mid-call may or may not have gone through), and only
+        until the stock is committed: then the order ships and the cancel is too late."""
+        self._cancel_reason = self._cancel_reason or reason or CUSTOMER_CANCELLED
+
+    def _unless_cancelled(self) -> None:
+        if self._cancel_reason:
+            raise ApplicationError(
+                "cancelled by the customer", type=self._cancel_reason, non_retryable=True
+            )
 
     async def _step(self, activity: Any, arg: Any) -> Any:
         self._steps.append(activity.__name__)
@@ -109,12 +125,15 @@ class OrderSaga:
         await self._step(SagaActivities.place_order, order)
         compensations: list[Any] = []
         try:
+            self._unless_cancelled()
             await self._step(SagaActivities.reserve_inventory, order)
             compensations.append(SagaActivities.release_inventory)
             if _takes(FRAUD_CHECK):
                 await self._screen(order)
+            self._unless_cancelled()
             await self._step(SagaActivities.capture_payment, order)
             compensations.append(SagaActivities.refund_payment)
+            self._unless_cancelled()
             await self._step(SagaActivities.commit_inventory, order)
         except (ActivityError, ApplicationError, asyncio.CancelledError) as err:
             # a local activity's business failure arrives as the ApplicationError itself

@@ -129,6 +129,18 @@ def check_mid_request(evidence: dict[str, Any], journal: dict[str, Any]) -> None
     assert kill["landed"] and kill["new_uid"] != kill["old_uid"], kill
 
 
+def check_consumer_lost(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
+    assert evidence["consumer"] == "projection_01" and evidence["replicas"] == 1, evidence
+    assert evidence["in_flight"]["pending_entries"] >= 1, evidence
+    assert evidence["frozen"] == ["projection_00", "projection_01"], evidence
+    [reclaim] = [
+        r for r in journal["run"] if r["activity"]["name"].endswith("are-reclaimed-and-applied")
+    ]
+    assert reclaim["output"]["projected"] is True, reclaim[
+        "output"
+    ]  # another consumer reclaimed them
+
+
 def check_temporal_outage(evidence: dict[str, Any], journal: dict[str, Any]) -> None:
     _outage(evidence)
 
@@ -172,6 +184,8 @@ CASES: dict[str, tuple[dict[str, Any], str, str, Callable[[dict, dict], None]]] 
                                       check_mid_request),
     "kill-projection-mid-request": (KILL_ONCE, "kill_mid_request", "projection",
                                     check_mid_request),
+    "projection-consumer-lost": ({"inflight_wait_s": 30}, "lose_consumer", "projection",
+                                 check_consumer_lost),
 }  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 import redis
 
-from harness.run.drain import group_backlog
+from harness.chaos.observe import group_backlog
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import time
 import pytest
 import redis.exceptions
 
-from harness.run.drain import group_backlog
+from harness.chaos.observe import group_backlog
 from system_under_test.projection.rebuild import compare, rebuild_into
 from system_under_test.streams import connect
 from tests.integration.orders import HAPPY, client, key_where, order_body, place, wait_terminal

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import httpx
@@ -175,3 +176,54 @@ def test_reservation_lost_after_capture_is_refunded_then_cancelled(stack) -> Non
     ]
     assert events_of(stack.endpoints, order_id)[-1][1]["reason"] == "ReservationLost"
     assert [p["kind"] for p in payments_of(stack, order_id)] == ["capture", "refund"]
+
+
+def cancel(stack, order_id: str) -> httpx.Response:
+    return httpx.post(f"{stack.endpoints.order_api}/orders/{order_id}/cancel", timeout=15)
+
+
+def test_a_customer_cancel_while_payment_is_down_is_honoured_after_the_charge_with_a_refund(
+    stack,
+) -> None:
+    """An impatient customer cancels an order held at the payment step; the charge goes through
+    when payment is back, and the saga, seeing the cancel before the commit, refunds all of it."""
+    r = client(stack.endpoints)
+    stack.platform.stop("payment-service")
+    try:
+        order_id = place(stack.endpoints, order_body("SKU-0027"), key_where(False)).json()[
+            "order_id"
+        ]
+        for _ in range(200):
+            if r.hexists(f"orders:dedupe:{order_id}", "InventoryReserved"):
+                break
+            time.sleep(0.1)
+        answer = cancel(stack, order_id)
+        assert answer.status_code == 202, answer.text
+        assert answer.json() == {"order_id": order_id, "status": "cancel requested"}
+        assert cancel(stack, order_id).status_code == 202  # a second cancel is a no-op
+        time.sleep(12)  # past a workflow-task heartbeat: the saga has the signal
+    finally:
+        stack.platform.start("payment-service")
+    assert wait_terminal(stack.endpoints, order_id, 90) == [
+        "OrderPlaced",
+        "InventoryReserved",
+        "PaymentCaptured",
+        "PaymentRefunded",
+        "InventoryReleased",
+        "OrderCancelled",
+    ]
+    assert events_of(stack.endpoints, order_id)[-1][1]["reason"] == "customer_cancelled"
+    capture, refund = payments_of(stack, order_id)
+    assert (capture["kind"], refund["kind"]) == ("capture", "refund")
+    assert refund["amount_cents"] == capture["amount_cents"] == "2599"
+
+
+def test_a_cancel_too_late_or_for_no_order_is_refused(stack) -> None:
+    order_id = place(stack.endpoints, order_body("SKU-0028"), key_where(False)).json()["order_id"]
+    assert wait_terminal(stack.endpoints, order_id) == HAPPY
+    late = cancel(stack, order_id)
+    assert late.status_code == 409 and "already finished (completed)" in late.text, late.text
+    assert wait_terminal(stack.endpoints, order_id) == HAPPY  # nothing changed
+    nobody = cancel(stack, order_id_for(str(uuid.uuid4())))
+    assert nobody.status_code == 404, nobody.text
+    assert cancel(stack, "not an id!").status_code in (404, 422)

@@ -37,6 +37,7 @@ EXPECTED = [
     "payment-hang",
     "payment-lost-replies",
     "payment-outage",
+    "projection-consumer-lost",
     "redis-lost-replies",
     "redis-memory-exhaustion",
     "redis-partition",

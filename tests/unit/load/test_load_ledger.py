@@ -150,3 +150,31 @@ def test_an_unknown_outcome_is_refused(tmp_path: Path) -> None:
 )
 def test_outcome_classification(status, body, outcome) -> None:
     assert classify(status, body) == outcome
+
+
+def test_the_cancel_ledger_sits_beside_the_client_ledger_and_numbers_its_lines(
+    tmp_path: Path,
+) -> None:
+    from harness.load.ledger import CancelLedger, cancel_files, ledger_files
+
+    with CancelLedger.create(tmp_path, "c1") as cancels:
+        first = cancels.record(
+            order_id="ord-1", seen_status="reserved", sent_at=1.0, answered_at=1.1,
+            status=202, outcome="ok",
+        )  # fmt: skip
+        cancels.record(
+            order_id="ord-2", seen_status=None, sent_at=2.0, answered_at=7.0,
+            status=None, outcome="unknown", error="timed out",
+        )  # fmt: skip
+    assert first["seq"] == 1 and cancels.name == "c1"
+    assert [p.name for p in cancel_files(tmp_path)] == ["cancel-c1.jsonl"]
+    assert ledger_files(tmp_path) == []  # the verifier's client ledger is not mixed with it
+    lines = read_ledger(cancel_files(tmp_path)[0]).records
+    assert [(r["seq"], r["order_id"], r["outcome"]) for r in lines] == [
+        (1, "ord-1", "ok"),
+        (2, "ord-2", "unknown"),
+    ]
+    with pytest.raises(ValueError, match="outcome"):
+        CancelLedger(cancel_files(tmp_path)[0]).record(
+            order_id="o", seen_status=None, sent_at=0, answered_at=0, status=None, outcome="maybe"
+        )

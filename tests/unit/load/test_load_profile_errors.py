@@ -182,3 +182,15 @@ def test_a_missing_profile_file() -> None:
 
 def test_the_shipped_file_is_the_valid_baseline(tmp_path: Path) -> None:
     assert load_profile(_write(tmp_path, VALID)).orders_per_day == 36_000
+
+
+def test_patience_is_read_with_defaults_and_checked(tmp_path: Path) -> None:
+    base = f"orders_per_day: 100\n{WEIGHTS_24}\n"
+    default = load_profile(_write(tmp_path, base)).patience
+    assert (default.after_s, default.cancel_share) == (300.0, 0.25)
+    given = load_profile(_write(tmp_path, base + "patience: {after_s: 60, cancel_share: 0}\n"))
+    assert (given.patience.after_s, given.patience.cancel_share) == (60.0, 0.0)
+    bad = _write(tmp_path, base + "patience: {cancel_share: 1.5}\n")
+    assert "patience.cancel_share" in _error(bad)
+    unknown = _write(tmp_path, base + "patience: {after: 60}\n")
+    assert "after" in _error(unknown)
