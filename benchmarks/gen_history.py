@@ -120,7 +120,7 @@ class _Run:
                     self.event(oid, "PaymentRefunded", ts, payment_id=pay_id,
                                refund_id="ref-" + suffix, amount_cents=amount)  # fmt: skip
                     self.release(items, oid, items_json)
-                    self.event(oid, "OrderCancelled", self.next_ms(), reason="CommitFailed")
+                    self.event(oid, "OrderCancelled", self.next_ms(), reason="customer_cancelled")
                 else:
                     ts = self.next_ms()
                     self.move(items, "commit", oid, items_json, ts)

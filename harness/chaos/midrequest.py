@@ -109,10 +109,7 @@ def _one_kill(
                 f"frozen ({held}), so a kill would not land mid-request; run it under load"
             )
         victim = sorted(busy)[0]
-        if ran_ms > 0:  # let it get into the work, then stop it where it is
-            platform.resume(service)
-            time.sleep(ran_ms / 1000)
-            platform.pause(service, None)
+        ran_for_ms = platform.nudge(service, ran_ms) if ran_ms > 0 else 0.0
         at = time.time()
         evidence = platform.kill_replicas([victim], "KILL", wait)[0]
     finally:  # the others (and the victim, were the kill not to happen) go on
@@ -122,7 +119,8 @@ def _one_kill(
         "frozen_s": round(at - frozen_at, 3),
         "frozen": [p.name for p in paused],
         "in_flight": busy[victim],
-        "ran_ms": round(ran_ms, 3),
+        "ran_ms": round(ran_ms, 3),  # drawn
+        "ran_for_ms": round(ran_for_ms, 3),  # measured: how long it was let run
         **evidence.as_dict(),
     }
     if not evidence.landed:

@@ -143,6 +143,11 @@ class Pause(Protocol):
         """Let every frozen replica of `service` (of any service when None) go again; return
         their names. Idempotent, and it also finds what a crashed harness left frozen."""
 
+    def nudge(self, service: str, ms: float) -> float:
+        """Let the frozen replicas of `service` run for about `ms` milliseconds and freeze them
+        again where they are (a kill then lands inside the work they were given); return the
+        milliseconds they were let run, as measured (an upper bound)."""
+
 
 @runtime_checkable
 class Partition(Protocol):

@@ -744,6 +744,15 @@ class KubernetesPlatform:
             self._workload(service)
         return self._faults.resume(service)
 
+    def nudge(self, service: str, ms: float) -> float:
+        """Resume, wait, pause: each an exec into the pods, so the replicas run for far longer
+        than `ms` (the exec round trips); the measured time says how long."""
+        started = time.perf_counter()
+        self.resume(service)
+        time.sleep(max(0.0, ms) / 1000)
+        self.pause(service, None)
+        return (time.perf_counter() - started) * 1000
+
     def partition(self, service: str) -> NetFault:
         """A NetworkPolicy denying all ingress to the pods of `service`."""
         self._workload(service)

@@ -584,6 +584,19 @@ class LocalPlatform:
             names = {pid: name for name, pid in pids.items()}
         return [names.get(pid, str(pid)) for pid in thaw(procs)]
 
+    def nudge(self, service: str, ms: float) -> float:
+        """SIGCONT and SIGSTOP straight to the processes (their pids asked of supervisord once,
+        before): no round trip between the two signals but the sleep."""
+        procs = [
+            psutil.Process(pid) for pid in self._pids_of(service).values() if psutil.pid_exists(pid)
+        ]
+        started = time.perf_counter()
+        thaw(procs)
+        time.sleep(max(0.0, ms) / 1000)
+        for proc in procs:
+            freeze(proc.pid)
+        return (time.perf_counter() - started) * 1000
+
     def held_work(self, service: str) -> dict[str, dict[str, Any]]:
         pids = self._pids_of(service)
         if service == "projection":

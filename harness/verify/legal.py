@@ -21,9 +21,22 @@ from harness.verify.results import (
     violation_frame,
 )
 
-__all__ = ["ALLOWED", "START", "exactly_one_confirmation", "legal_history"]
+__all__ = ["ALLOWED", "BUSINESS_REASONS", "START", "exactly_one_confirmation", "legal_history"]
 
 START = OTHER + 1  # the "previous type" of an order's first event
+# Why an accepted order may be cancelled (docs/events.md): the card, the stock, the customer, the
+# fraud check, or a reservation gone at commit time. Any other reason is a technical failure
+# the saga gave up on: the customer lost an order the system had accepted.
+BUSINESS_REASONS = frozenset(
+    {
+        "payment_declined",
+        "out_of_stock",
+        "unknown_sku",
+        "customer_cancelled",
+        "fraud_suspected",
+        "ReservationLost",
+    }
+)
 _C = {t: i for i, t in enumerate(TYPES)}
 # (previous, next) pairs of the saga (docs/events.md), plus the compensation of a reservation
 # when the charge failed without a decline (reserve -> release -> cancel): compensations run in
@@ -59,7 +72,8 @@ def legal_history(h: History) -> InvariantResult:
     """Each order's events, in stream order, follow the saga's state machine: OrderPlaced first,
     only allowed transitions, nothing after OrderCancelled and nothing after OrderCompleted but
     one NotificationSent and price corrections (PriceCorrected); a cancel reason that matches its path (payment_declined exactly after
-    a PaymentDeclined, out_of_stock only before a reservation); every entry names its order,
+    a PaymentDeclined, out_of_stock only before a reservation) and is a business reason
+    (`BUSINESS_REASONS`: never a technical failure the saga gave up on); every entry names its order,
     and no event_id appears twice in orders:events. An order in flight may stop anywhere."""
     h.require("events")
     events = h.events
@@ -166,6 +180,7 @@ def _reason_mismatches(orders: pd.DataFrame) -> pd.DataFrame:
     reason = cancelled["reason"].to_numpy(dtype=object)
     declined = cancelled["n_PaymentDeclined"].to_numpy() > 0
     reserved = cancelled["n_InventoryReserved"].to_numpy() > 0
+    technical = ~np.isin(reason.astype(str), sorted(BUSINESS_REASONS))
     wrong = np.where(
         declined & (reason != "payment_declined"),
         "cancelled after PaymentDeclined with reason {!r}, not 'payment_declined'",
@@ -175,7 +190,12 @@ def _reason_mismatches(orders: pd.DataFrame) -> pd.DataFrame:
             np.where(
                 reserved & (reason == "out_of_stock"),
                 "cancelled with reason {!r} after its stock was reserved",
-                "",
+                np.where(
+                    technical,
+                    "cancelled with reason {!r}, which is no business reason: an accepted order "
+                    "lost to a technical failure (an outage must pause an order, not cancel it)",
+                    "",
+                ),
             ),
         ),
     )

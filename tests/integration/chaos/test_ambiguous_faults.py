@@ -128,8 +128,8 @@ def test_a_kill_mid_request_freezes_the_api_and_kills_it_with_a_request_in_hand(
 
     thread = threading.Thread(target=customer)
     thread.start()
-    window = midrequest.kill_mid_request(
-        "order-service", wait_inflight_s=10, wait_s=60, configuration=chaos_run
+    window = midrequest.kill_mid_request(  # run_ms=0: killed before it reads the request
+        "order-service", wait_inflight_s=10, wait_s=60, run_ms=0, configuration=chaos_run
     )
     thread.join(timeout=30)
     (kill,) = window["evidence"]["kills"]

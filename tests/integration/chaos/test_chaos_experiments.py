@@ -127,6 +127,7 @@ def check_mid_request(evidence: dict[str, Any], journal: dict[str, Any]) -> None
     held = kill["in_flight"]
     assert held.get("accept_queue") or held.get("unread_bytes") or held.get("pending_entries")
     assert kill["landed"] and kill["new_uid"] != kill["old_uid"], kill
+    assert kill["ran_for_ms"] >= kill["ran_ms"], kill  # let run at least the slice drawn
 
 
 def check_consumer_lost(evidence: dict[str, Any], journal: dict[str, Any]) -> None:

@@ -487,7 +487,9 @@ class HistoryBuilder:
         path += [("InventoryReleased", {}), ("OrderCancelled", {"reason": "payment_declined"})]
         return self._saga(path, key, "COMPLETED", body)
 
-    def refunded(self, key: str | None = None, reason: str = "CommitFailed", **body: Any) -> Order:
+    def refunded(
+        self, key: str | None = None, reason: str = "customer_cancelled", **body: Any
+    ) -> Order:
         self._path = "refunded"
         path = [(t, {}) for t in ("OrderPlaced", "InventoryReserved", "PaymentCaptured")]
         path += [("PaymentRefunded", {}), ("InventoryReleased", {})]

@@ -14,15 +14,15 @@ def test_every_documented_path_and_every_prefix_is_legal() -> None:
     b = HistoryBuilder()
     b.completed()
     b.declined()
-    b.refunded(reason="CommitFailed")
+    b.refunded(reason="ReservationLost")
     b.out_of_stock(items=[{"sku": "SKU-0003", "qty": 3}])
     for upto in ("OrderPlaced", "InventoryReserved", "PaymentCaptured", "InventoryCommitted"):
         b.in_flight(upto=upto)
-    # A charge that failed without a decline: the reservation is undone, then the order cancelled.
-    gave_up = b.new_order()
-    b.request(gave_up)
-    b.steps(gave_up, "OrderPlaced", "InventoryReserved", "InventoryReleased")
-    b.step(gave_up, "OrderCancelled", reason="PaymentServiceDown")
+    # The customer cancelled before the charge: the reservation is undone, then the order cancelled.
+    changed_mind = b.new_order()
+    b.request(changed_mind)
+    b.steps(changed_mind, "OrderPlaced", "InventoryReserved", "InventoryReleased")
+    b.step(changed_mind, "OrderCancelled", reason="customer_cancelled")
     result = legal_history(b.history())
     assert result.status == "pass", result.counterexamples
     assert result.counts["checked"] == 9
@@ -176,3 +176,21 @@ def test_without_the_notifications_stream_confirmation_is_unknown() -> None:
     result = exactly_one_confirmation(b.history(omit=("notifications:sent",)))
     assert result.status == "unknown"
     assert result.error == "history/streams/notifications.sent.jsonl is missing"
+
+
+@pytest.mark.parametrize(
+    "reason", ["PaymentServiceDown", "UnexpectedResponse", "workflow_cancelled"]
+)
+def test_an_order_cancelled_for_a_technical_failure_is_flagged(reason: str) -> None:
+    """The saga gave up on a dependency and compensated: money and stock add up, the path is
+    legal, but the customer lost an order the system had accepted."""
+    b = HistoryBuilder()
+    gave_up = b.new_order()
+    b.request(gave_up)
+    b.steps(gave_up, "OrderPlaced", "InventoryReserved", "InventoryReleased")
+    b.step(gave_up, "OrderCancelled", reason=reason)
+    result = legal_history(b.history())
+    assert result.status == "fail"
+    assert example(result, gave_up.order_id)["why"].startswith(
+        f"cancelled with reason {reason!r}, which is no business reason"
+    )

@@ -14,7 +14,7 @@ def test_every_path_moves_money_exactly_once() -> None:
     b = HistoryBuilder()
     b.completed(amount_cents=4599)
     b.declined()
-    b.refunded(reason="CommitFailed")
+    b.refunded(reason="customer_cancelled")
     b.out_of_stock(items=[{"sku": "SKU-0003", "qty": 9}])
     b.in_flight(upto="PaymentCaptured")  # captured, not yet completed: only at-most-once applies
     result = exactly_once_money(b.history())
@@ -52,7 +52,7 @@ def test_a_cancelled_order_keeps_no_money() -> None:
     order = b.new_order(amount_cents=1500)
     b.request(order)
     b.steps(order, "OrderPlaced", "InventoryReserved", "PaymentCaptured", "InventoryReleased")
-    b.step(order, "OrderCancelled", reason="CommitFailed")
+    b.step(order, "OrderCancelled", reason="customer_cancelled")
     result = exactly_once_money(b.history())
     assert result.status == "fail"
     assert example(result, order.order_id)["why"] == (
