@@ -9,11 +9,14 @@ read outstanding, nothing delivered) is let go for a moment and frozen again, un
 caught holding work.
 
 Killed still frozen, the replica dies before it read the work; but the bugs that lose data
-live *inside* the handling (acknowledged and not yet applied, charged and not yet recorded).
-So most kills first let the replica run on for a short, random slice (log-uniform from 0.1 ms
-to `run_ms`: every time scale of a handler is as likely) and freeze it again before the kill.
-The callers' requests die unanswered, the projection's entries stay pending for the restarted
-consumer: the evidence names what was in flight and how long the replica ran with it.
+live *inside* the handling (acknowledged and not yet applied, charged and not yet recorded). So
+the kills take turns (`KILL_MODES`): `held`, killed frozen, before it read the work; `taken`, let
+run in steps of STEP_MS until the work it held changes (it read the request, acknowledged the
+entries: its first visible move), then killed right there; `slice`, let run for a random slice
+(log-uniform from MIN_SLICE_MS to `run_ms`: every time scale of a handler is as likely), frozen
+again and killed. The callers' requests die unanswered, the projection's entries stay pending
+for the restarted consumer: the evidence names what was in flight, the mode, and how long the
+replica ran with it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ __all__ = ["kill_mid_request", "lose_consumer", "run_slice_ms"]
 REFREEZE_S = 2.0  # frozen this long with no work in reach: let it run a moment, freeze again
 THAW_S = 0.05
 MIN_SLICE_MS = 0.1
+STEP_MS = 0.2
+KILL_MODES = ("held", "taken", "slice")
 
 
 def kill_mid_request(
@@ -69,8 +74,9 @@ def kill_mid_request(
     with window:
         started = time.monotonic()
         while True:
-            ran_ms = run_slice_ms(slice_max, random.random(), random.random())
-            kills.append(_one_kill(ctx, service, wait_work, wait, ran_ms, window, kills))
+            mode = KILL_MODES[len(kills) % len(KILL_MODES)] if slice_max > 0 else "held"
+            ran_ms = run_slice_ms(slice_max, random.random()) if mode == "slice" else slice_max
+            kills.append(_one_kill(ctx, service, wait_work, wait, mode, ran_ms, window, kills))
             window.land(kills=kills)
             next_at = started + len(kills) * every
             if every <= 0 or next_at - started >= span:
@@ -79,12 +85,11 @@ def kill_mid_request(
     return window.record
 
 
-def run_slice_ms(run_ms: float, pick: float, where: float) -> float:
-    """How long the victim runs on with its work before the kill, from two uniform draws in
-    [0, 1): a third of the kills at 0 (killed before it reads), the rest log-uniform between
+def run_slice_ms(run_ms: float, where: float) -> float:
+    """A `slice` kill's run time from a uniform draw in [0, 1): log-uniform between
     MIN_SLICE_MS and `run_ms`, so a 0.3 ms window is hit about as often as a 10 ms one."""
-    if run_ms <= MIN_SLICE_MS or pick < 1 / 3:
-        return 0.0
+    if run_ms <= MIN_SLICE_MS:
+        return max(0.0, run_ms)
     return MIN_SLICE_MS * math.exp(where * math.log(run_ms / MIN_SLICE_MS))
 
 
@@ -93,6 +98,7 @@ def _one_kill(
     service: str,
     wait_work: float,
     wait: float,
+    mode: str,
     ran_ms: float,
     window: FaultWindow,
     kills: list[dict[str, Any]],
@@ -109,7 +115,15 @@ def _one_kill(
                 f"frozen ({held}), so a kill would not land mid-request; run it under load"
             )
         victim = sorted(busy)[0]
-        ran_for_ms = platform.nudge(service, ran_ms) if ran_ms > 0 else 0.0
+        ran_for_ms, steps = 0.0, 0
+        if mode == "slice":
+            ran_for_ms = platform.nudge(service, ran_ms)
+        elif mode == "taken":  # step until its first visible move on the work, at most ran_ms
+            while ran_for_ms < ran_ms and not _taken(
+                busy[victim], platform.held_work(service).get(victim, {})
+            ):
+                ran_for_ms += platform.nudge(service, STEP_MS)
+                steps += 1
         at = time.time()
         evidence = platform.kill_replicas([victim], "KILL", wait)[0]
     finally:  # the others (and the victim, were the kill not to happen) go on
@@ -119,8 +133,10 @@ def _one_kill(
         "frozen_s": round(at - frozen_at, 3),
         "frozen": [p.name for p in paused],
         "in_flight": busy[victim],
-        "ran_ms": round(ran_ms, 3),  # drawn
+        "mode": mode,
+        "ran_ms": round(ran_ms, 3) if mode != "held" else 0.0,  # the slice, or the steps' limit
         "ran_for_ms": round(ran_for_ms, 3),  # measured: how long it was let run
+        "steps": steps,
         **evidence.as_dict(),
     }
     if not evidence.landed:
@@ -157,6 +173,16 @@ def _freeze_holding_work(
             return paused, held, busy
         platform.resume(service)
         time.sleep(THAW_S)
+
+
+def _taken(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """Whether the replica has moved on the work it held: fewer connections waiting, fewer bytes
+    unread, or one of its pending entries acknowledged."""
+    fewer = any(
+        int(now.get(key) or 0) < int(before.get(key) or 0)
+        for key in ("accept_queue", "unread_bytes", "pending_entries")
+    )
+    return fewer or bool(set(before.get("entries") or ()) - set(now.get("entries") or ()))
 
 
 def _holds_work(work: dict[str, Any]) -> bool:

@@ -318,8 +318,8 @@ class OrderUser(FastHttpUser):
             for attempt in range(1, retry.max_attempts + 1):
                 outcome, status = self._attempt(ledger, op, attempt)
                 if outcome == "ok" and d.impatient(arrival.k):
-                    d.waiting_customers.spawn_later(
-                        d.patience_wall_s, self._look_and_cancel, op["order_id"]
+                    d.waiting_customers.add(
+                        gevent.spawn_later(d.patience_wall_s, self._look_and_cancel, op["order_id"])
                     )
                 if outcome == "ok" or (outcome == "failed" and status not in retry.retry_on_status):
                     return

@@ -55,6 +55,7 @@ from harness.platforms.local_faults import (
     delete_table,
     freeze,
     nft_unsupported,
+    run_slice,
     socket_queues,
     stale_tables,
     thaw,
@@ -586,16 +587,8 @@ class LocalPlatform:
 
     def nudge(self, service: str, ms: float) -> float:
         """SIGCONT and SIGSTOP straight to the processes (their pids asked of supervisord once,
-        before): no round trip between the two signals but the sleep."""
-        procs = [
-            psutil.Process(pid) for pid in self._pids_of(service).values() if psutil.pid_exists(pid)
-        ]
-        started = time.perf_counter()
-        thaw(procs)
-        time.sleep(max(0.0, ms) / 1000)
-        for proc in procs:
-            freeze(proc.pid)
-        return (time.perf_counter() - started) * 1000
+        before): nothing but the sleep between the two signals."""
+        return run_slice(list(self._pids_of(service).values()), ms)
 
     def held_work(self, service: str) -> dict[str, dict[str, Any]]:
         pids = self._pids_of(service)

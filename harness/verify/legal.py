@@ -54,6 +54,10 @@ _PAIRS = [
     ("PaymentRefunded", "InventoryReleased"),
     ("InventoryReleased", "OrderCancelled"),
     ("InventoryCommitted", "OrderCompleted"),
+    # the customer's cancel asks the stock first, then refunds what was charged
+    ("PaymentCaptured", "InventoryReleased"),
+    ("InventoryReleased", "PaymentRefunded"),
+    ("PaymentRefunded", "OrderCancelled"),
     ("OrderCompleted", "NotificationSent"),
     # a reprocess corrects completed orders, before or after their confirmation, once per
     # correction (reprocessed_exactly_once counts them; exactly_one_confirmation the rest)

@@ -74,6 +74,7 @@ class SagaActivities:
             self.send_confirmation,
             self.refund_payment,
             self.release_inventory,
+            self.release_for_cancel,
             self.cancel_order,
         ]
 
@@ -237,6 +238,21 @@ class SagaActivities:
         if response.status_code != 200:
             raise self._unexpected(response)
         await self._append("InventoryReleased", order.order_id, {"items": _items_json(order)})
+
+    @activity.defn
+    async def release_for_cancel(self, order: OrderInput) -> bool:
+        """A customer's cancel asks the stock first, the one arbiter between the cancel and the
+        shipment: released (or never reserved) is True, already committed (the order ships:
+        too late to cancel) is False."""
+        response = await self._post(f"{self._inventory}/reservations/{order.order_id}/release", {})
+        if response.status_code == 404:
+            return True  # nothing was reserved
+        if response.status_code == 409 and response.json().get("state") == "committed":
+            return False
+        if response.status_code != 200:
+            raise self._unexpected(response)
+        await self._append("InventoryReleased", order.order_id, {"items": _items_json(order)})
+        return True
 
     @activity.defn
     async def cancel_order(self, cancel: CancelInput) -> None:

@@ -96,6 +96,7 @@ class OrderSaga:
     def __init__(self) -> None:
         self._steps: list[str] = []
         self._cancel_reason = ""
+        self._shipped = False
 
     @workflow.signal
     def cancel(self, reason: str) -> None:
@@ -104,11 +105,20 @@ class OrderSaga:
         until the stock is committed: then the order ships and the cancel is too late."""
         self._cancel_reason = self._cancel_reason or reason or CUSTOMER_CANCELLED
 
-    def _unless_cancelled(self) -> None:
-        if self._cancel_reason:
-            raise ApplicationError(
-                "cancelled by the customer", type=self._cancel_reason, non_retryable=True
-            )
+    async def _cancelled_by_customer(self, order: OrderInput) -> bool:
+        """Honour a cancel, if one came and the order has not shipped. A step's effect can be
+        real without being in the history (local activities of a workflow task that was retried,
+        for instance because this very signal arrived while it ran), so the cancel assumes any
+        step may have happened: it asks the stock first (committed: too late, the saga goes on
+        and completes), then refunds whatever was charged (nothing charged, nothing refunded)."""
+        if not self._cancel_reason or self._shipped:
+            return False
+        if not await self._step(SagaActivities.release_for_cancel, order):
+            self._shipped = True
+            return False
+        await self._step(SagaActivities.refund_payment, order)
+        await self._step(SagaActivities.cancel_order, CancelInput(order, self._cancel_reason))
+        return True
 
     async def _step(self, activity: Any, arg: Any) -> Any:
         self._steps.append(activity.__name__)
@@ -125,15 +135,24 @@ class OrderSaga:
         await self._step(SagaActivities.place_order, order)
         compensations: list[Any] = []
         try:
-            self._unless_cancelled()
+            if await self._cancelled_by_customer(order):
+                return OrderResult(
+                    order.order_id, "cancelled", self._cancel_reason, list(self._steps)
+                )
             await self._step(SagaActivities.reserve_inventory, order)
             compensations.append(SagaActivities.release_inventory)
             if _takes(FRAUD_CHECK):
                 await self._screen(order)
-            self._unless_cancelled()
+            if await self._cancelled_by_customer(order):
+                return OrderResult(
+                    order.order_id, "cancelled", self._cancel_reason, list(self._steps)
+                )
             await self._step(SagaActivities.capture_payment, order)
             compensations.append(SagaActivities.refund_payment)
-            self._unless_cancelled()
+            if await self._cancelled_by_customer(order):
+                return OrderResult(
+                    order.order_id, "cancelled", self._cancel_reason, list(self._steps)
+                )
             await self._step(SagaActivities.commit_inventory, order)
         except (ActivityError, ApplicationError, asyncio.CancelledError) as err:
             # a local activity's business failure arrives as the ApplicationError itself

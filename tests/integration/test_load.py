@@ -7,24 +7,30 @@ and `.run_dir` (the stack's run folder); each test loads into a folder of its ow
 from __future__ import annotations
 
 import csv
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
 
-from harness.load.ledger import OUTCOMES, ledger_files, read_ledger
+from harness.load.ledger import OUTCOMES, cancel_files, ledger_files, read_ledger
+from harness.load.profiles import PROFILES_DIR
 from harness.load.runner import LoadResult, run_load
 from system_under_test.ids import order_id_for
+from tests.integration.orders import client, wait_terminal
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RATE_TOLERANCE = 0.10
 
 
-def _locust_request_count(run_dir: Path) -> int:
+ORDER_REQUESTS = ("POST /orders", "POST /orders (retry)")  # not the impatient customers' looks
+
+
+def _locust_request_count(run_dir: Path, names: tuple[str, ...] = ORDER_REQUESTS) -> int:
     with open(run_dir / "locust" / "stats_stats.csv", newline="") as f:
         rows = {row["Name"]: row for row in csv.DictReader(f)}
-    return int(rows["Aggregated"]["Request Count"])
+    return sum(int(rows[name]["Request Count"]) for name in names if name in rows)
 
 
 def _check_run(result: LoadResult) -> dict[str, int]:
@@ -113,3 +119,49 @@ def test_several_locust_processes_share_the_schedule(stack) -> None:
     assert [p.name for p in files] == ["client-c1.jsonl", "client-c2.jsonl"]
     sizes = [len({line["idempotency_key"] for line in read_ledger(p).records}) for p in files]
     assert abs(sizes[0] - sizes[1]) <= 1  # every other arrival each
+
+
+def test_impatient_customers_cancel_orders_an_outage_holds_up(stack) -> None:
+    """payment-service down for the whole run: every order waits at its charge. With a patience
+    of 1 s (24 production seconds at 24x) and every customer impatient, each looks at its order,
+    sees it unfinished and cancels it; the cancels are in the cancel ledger, and the sagas,
+    once payment is back, end cancelled by the customer."""
+    run_dir = Path(stack.run_dir) / "tests" / "load-impatient"
+    profile = run_dir.parent / "impatient.yaml"
+    profile.parent.mkdir(parents=True, exist_ok=True)
+    flat = (PROFILES_DIR / "flat.yaml").read_text()
+    profile.write_text(
+        flat.split("\npatience:")[0] + "\npatience: {after_s: 24, cancel_share: 1}\n"
+    )
+    stack.platform.stop("payment-service")
+    try:
+        result = run_load(
+            run_dir, stack.endpoints.order_api, str(profile), compress=24, duration_s=8, seed=5,
+            redis_url=stack.endpoints.redis_url,
+        )  # fmt: skip
+        time.sleep(10)  # a workflow-task heartbeat later, the sagas have seen the cancels
+    finally:
+        stack.platform.start("payment-service")
+    _check_run(result)
+    accepted = {
+        line["order_id"]
+        for path in ledger_files(run_dir)
+        for line in read_ledger(path).records
+        if line["outcome"] == "ok"
+    }
+    cancels = [line for path in cancel_files(run_dir) for line in read_ledger(path).records]
+    assert [p.name for p in cancel_files(run_dir)] == ["cancel-c1.jsonl"]
+    assert {c["order_id"] for c in cancels} <= accepted
+    requested = {c["order_id"] for c in cancels if c["status"] == 202}
+    assert len(requested) >= len(accepted) // 2, (len(requested), len(accepted), cancels[:3])
+    assert all(c["seen_status"] not in ("completed", "cancelled") for c in cancels)
+    assert _locust_request_count(run_dir, ("POST /orders/{id}/cancel",)) == len(cancels)
+    r = client(stack.endpoints)
+    reasons = Counter()
+    for order_id in sorted(requested)[:20]:
+        events = wait_terminal(stack.endpoints, order_id, 90)
+        last = r.xrange(
+            "orders:events", min=r.hget(f"orders:dedupe:{order_id}", events[-1]), count=1
+        )
+        reasons[last[0][1].get("reason", events[-1])] += 1
+    assert reasons["customer_cancelled"] >= 1, reasons

@@ -144,15 +144,21 @@ def test_a_kill_mid_request_of_the_projection_leaves_entries_to_reclaim(stack, c
     run_dir = Path(chaos_run["sagaquake_run_dir"])
     load = BackgroundLoad(stack.endpoints, run_dir, rate=4)
     load.start()
-    try:
+    try:  # three kills, one of each mode (production seconds at the fixture's compression)
+        every = 3 * float(chaos_run["sagaquake_compress"])
         window = midrequest.kill_mid_request(
-            "projection", wait_inflight_s=20, wait_s=60, configuration=chaos_run
-        )
+            "projection", every_s=every, for_s=2.5 * every, wait_inflight_s=20, wait_s=60,
+            configuration=chaos_run,
+        )  # fmt: skip
     finally:
         load.stop()
-    (kill,) = window["evidence"]["kills"]
-    assert kill["in_flight"]["pending_entries"] >= 1, kill
-    assert kill["in_flight"]["entries"]
+    kills = window["evidence"]["kills"]
+    assert [k["mode"] for k in kills] == ["held", "taken", "slice"], kills
+    for kill in kills:
+        assert kill["in_flight"]["pending_entries"] >= 1 and kill["in_flight"]["entries"], kill
+        assert kill["landed"] and kill["new_uid"] != kill["old_uid"], kill
+    assert kills[1]["steps"] >= 1 and kills[1]["ran_for_ms"] > 0, kills[1]
+    assert kills[2]["ran_for_ms"] >= kills[2]["ran_ms"] > 0, kills[2]
     check_orders(stack.endpoints, run_dir)
 
 

@@ -9,26 +9,49 @@ from typing import Any
 import pytest
 
 from harness.chaos import midrequest
-from harness.chaos.midrequest import MIN_SLICE_MS, run_slice_ms
+from harness.chaos.midrequest import KILL_MODES, MIN_SLICE_MS, run_slice_ms
 
 pytestmark = pytest.mark.unit
 
 
-def test_a_third_of_the_kills_land_before_the_work_is_read() -> None:
-    assert run_slice_ms(20, 0.0, 0.9) == 0.0
-    assert run_slice_ms(20, 0.33, 0.9) == 0.0
-    assert run_slice_ms(20, 0.34, 0.9) > 0
-
-
 def test_the_slice_is_log_uniform_between_its_bounds() -> None:
-    assert run_slice_ms(20, 0.5, 0.0) == pytest.approx(MIN_SLICE_MS)
-    assert run_slice_ms(20, 0.5, 1.0) == pytest.approx(20)
+    assert run_slice_ms(20, 0.0) == pytest.approx(MIN_SLICE_MS)
+    assert run_slice_ms(20, 1.0) == pytest.approx(20)
     # the middle of the draw is the geometric mean: 1.41 ms, not 10 ms
-    assert run_slice_ms(20, 0.5, 0.5) == pytest.approx((MIN_SLICE_MS * 20) ** 0.5)
+    assert run_slice_ms(20, 0.5) == pytest.approx((MIN_SLICE_MS * 20) ** 0.5)
+    assert run_slice_ms(0, 0.9) == 0.0
 
 
-def test_no_slice_when_run_ms_is_zero() -> None:
-    assert run_slice_ms(0, 0.9, 0.9) == 0.0
+def test_the_kills_take_turns_before_at_and_inside_the_handling() -> None:
+    assert KILL_MODES == ("held", "taken", "slice")
+
+
+@pytest.mark.parametrize(
+    "before,now,taken",
+    [
+        ({"accept_queue": 1, "unread_bytes": 0}, {"accept_queue": 0, "unread_bytes": 0}, True),
+        ({"accept_queue": 0, "unread_bytes": 120}, {"accept_queue": 0, "unread_bytes": 0}, True),
+        ({"accept_queue": 1, "unread_bytes": 0}, {"accept_queue": 2, "unread_bytes": 0}, False),
+        (
+            {"pending_entries": 1, "entries": ["1-0"]},
+            {"pending_entries": 1, "entries": ["2-0"]},
+            True,
+        ),
+        (
+            {"pending_entries": 2, "entries": ["1-0", "2-0"]},
+            {"pending_entries": 1, "entries": ["2-0"]},
+            True,
+        ),
+        (
+            {"pending_entries": 1, "entries": ["1-0"]},
+            {"pending_entries": 2, "entries": ["1-0", "2-0"]},
+            False,
+        ),
+        ({"pending_entries": 1, "entries": ["1-0"]}, {}, True),  # the replica is gone from the list
+    ],
+)
+def test_the_work_is_taken_when_it_moved_on_it(before: dict, now: dict, taken: bool) -> None:
+    assert midrequest._taken(before, now) is taken
 
 
 class FrozenOutOfReach:

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from harness.platforms.local_faults import freeze, frozen, socket_queues, thaw
+from harness.platforms.local_faults import freeze, frozen, run_slice, socket_queues, thaw
 
 pytestmark = pytest.mark.unit
 
@@ -38,6 +38,33 @@ def test_freeze_stops_a_process_and_its_children_and_thaw_lets_them_go() -> None
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_slice_lets_a_frozen_process_count_and_stops_it_again() -> None:
+    """The process really runs during the slice (it counts), is stopped after it, and the
+    measured slice is the one asked for plus little (the signals go straight to the pid)."""
+    counter = subprocess.Popen(
+        ["python3", "-c", "import sys\nn = 0\nwhile True:\n    n += 1\n    sys.stdout.write(f'{n}\\n')\n    sys.stdout.flush()"],
+        stdout=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert counter.stdout is not None
+        counter.stdout.readline()
+        freeze(counter.pid)
+        os.set_blocking(counter.stdout.fileno(), False)
+        while counter.stdout.read():  # drain what it wrote before it stopped
+            pass
+        ran = run_slice([counter.pid], 5)
+        assert 5 <= ran < 100, ran
+        assert frozen([psutil.Process(counter.pid)])  # stopped again
+        time.sleep(0.05)
+        written = counter.stdout.read() or b""
+        assert written.count(b"\n") >= 1  # it ran: it wrote lines during the slice
+        time.sleep(0.05)
+        assert not counter.stdout.read()  # and nothing after
+    finally:
+        counter.kill()
+        counter.wait()
 
 
 def test_freeze_of_a_process_that_is_gone_says_it_did_not_stop() -> None:
