@@ -20,7 +20,6 @@ import orjson
 from system_under_test.ids import order_id_for
 
 __all__ = [
-    "CANCEL_FIELDS",
     "FIELDS",
     "OUTCOMES",
     "CancelLedger",
@@ -45,16 +44,6 @@ FIELDS = (
     "currency",
     "items",
     "attempt",
-    "sent_at",
-    "answered_at",
-    "status",
-    "outcome",
-    "error",
-)
-CANCEL_FIELDS = (
-    "seq",
-    "order_id",
-    "seen_status",
     "sent_at",
     "answered_at",
     "status",
@@ -125,6 +114,8 @@ class _LineFile:
 
     def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Write one line (it is in the kernel when this returns) and return it."""
+        if fields["outcome"] not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {OUTCOMES}, got {fields['outcome']!r}")
         if self._fd is None:
             raise ValueError(f"ledger {self.path} is closed")
         self.seq += 1
@@ -175,8 +166,6 @@ class ClientLedger(_LineFile):
         order_id: str | None = None,
     ) -> dict[str, Any]:
         """Append one attempt; it is in the file when this returns."""
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
         return self._append(
             {
                 "op_id": op_id,
@@ -213,8 +202,6 @@ class CancelLedger(_LineFile):
         outcome: str,
         error: str | None = None,
     ) -> dict[str, Any]:
-        if outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
         return self._append(
             {
                 "order_id": order_id,

@@ -183,13 +183,9 @@ def create_app(cfg: Settings) -> FastAPI:
         handle = client.get_workflow_handle(order_id)
         try:
             await handle.signal(CANCEL_SIGNAL, CUSTOMER_CANCELLED)
-        except RPCError as exc:
-            if exc.status != RPCStatusCode.NOT_FOUND:
-                raise HTTPException(
-                    504, f"the cancel may or may not have reached the order (retry): {exc}"
-                ) from exc
-            await _not_running(client, order_id)
         except Exception as exc:
+            if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+                await _not_running(client, order_id)  # raises 404 or 409
             raise HTTPException(
                 504, f"the cancel may or may not have reached the order (retry): {exc}"
             ) from exc
