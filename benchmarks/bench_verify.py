@@ -17,7 +17,7 @@ heap. The figure is verify events/s / drain events/s (target >= 50%).
     .venv/bin/python benchmarks/bench_verify.py --events 1000000
     .venv/bin/python benchmarks/bench_verify.py --quick          # 100K events, one run each
 
-The run folder is generated once per (events, seed) under --cache by gen_history.py (in a child
+The run folder is generated once per (events, seed, generator text) under --cache by gen_history.py (in a child
 process, so its memory does not count) and reused. `--profile` prints a cProfile of one
 in-process verification (load and checks timed apart).
 
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import json
 import resource
 import shutil
@@ -72,9 +73,12 @@ TARGET_RATIO = 0.50
 
 
 def ensure_run(events: int, seed: int, cache: Path) -> Path:
-    run_dir = cache / f"run-{events}-{seed}"
+    """The generated folder, keyed by the generator's own text: a changed generator is re-run."""
+    generator = HERE / "gen_history.py"
+    digest = hashlib.sha256(generator.read_bytes()).hexdigest()[:12]
+    run_dir = cache / f"run-{events}-{seed}-{digest}"
     if not (run_dir / "run.json").exists():
-        cmd = [sys.executable, str(HERE / "gen_history.py"), str(run_dir)]
+        cmd = [sys.executable, str(generator), str(run_dir)]
         subprocess.run([*cmd, "--events", str(events), "--seed", str(seed)], check=True)
     return run_dir
 

@@ -22,8 +22,8 @@ __all__ = [
     "ReadyCheck",
     "add_health_routes",
     "add_redis_error_handlers",
+    "bind_socket",
     "health_app",
-    "listen",
     "redis_ready",
     "serve",
     "serve_async",
@@ -78,13 +78,16 @@ def health_app(title: str, ready: ReadyCheck) -> FastAPI:
     return app
 
 
-def listen(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+    """A socket bound to the port (so a port in use fails at once) but not yet listening:
+    uvicorn listens only once the app has started, so a restarted replica is handed no
+    connection (the kernel shares a SO_REUSEPORT port among listening sockets only) before
+    it can answer it."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if reuse_port:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
     sock.set_inheritable(True)
     return sock
 
@@ -93,9 +96,9 @@ def serve(app: FastAPI, cfg: Settings) -> None:
     """Serve `app` on the shared service port and, if set, this replica's health port."""
     sockets = []
     if cfg.port:
-        sockets.append(listen(cfg.bind_host, cfg.port, reuse_port=True))
+        sockets.append(bind_socket(cfg.bind_host, cfg.port, reuse_port=True))
     if cfg.health_port:
-        sockets.append(listen(cfg.bind_host, cfg.health_port, reuse_port=False))
+        sockets.append(bind_socket(cfg.bind_host, cfg.health_port, reuse_port=False))
     if not sockets:
         raise SystemExit("set SAGAQUAKE_PORT (and/or SAGAQUAKE_HEALTH_PORT) to serve")
     config = uvicorn.Config(
@@ -108,7 +111,7 @@ async def serve_async(app: FastAPI, cfg: Settings) -> None:
     """The same, inside a running event loop (the worker runs its health app beside Temporal)."""
     if not cfg.health_port:
         return
-    sock = listen(cfg.bind_host, cfg.health_port, reuse_port=False)
+    sock = bind_socket(cfg.bind_host, cfg.health_port, reuse_port=False)
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     # The process owns SIGTERM/SIGINT (the worker drains on them); a health endpoint must not

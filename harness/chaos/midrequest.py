@@ -127,8 +127,12 @@ def _one_kill(
                 ran_for_ms += platform.nudge(service, STEP_MS)
                 steps += 1
         at = time.time()
-        evidence = platform.kill_replicas([victim], "KILL", wait)[0]
-    finally:  # the others (and the victim, were the kill not to happen) go on
+        # the others go on as soon as the victim is dead, not once it is back: a replica's
+        # restart must not freeze the whole service
+        evidence = platform.kill_replicas(
+            [victim], "KILL", wait, on_signalled=lambda: platform.resume(service)
+        )[0]
+    finally:  # idempotent: also when the kill did not happen
         platform.resume(service)
     item = {
         "at": round(at, 3),

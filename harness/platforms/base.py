@@ -6,6 +6,7 @@ platform through this protocol, so one experiment file works on either.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -185,9 +186,15 @@ class HeldWork(Protocol):
         acknowledged (the projection); {} for a service where this cannot be seen."""
 
     def kill_replicas(
-        self, names: list[str], signal: str = "KILL", wait_s: float = 30.0
+        self,
+        names: list[str],
+        signal: str = "KILL",
+        wait_s: float = 30.0,
+        on_signalled: Callable[[], object] | None = None,
     ) -> list[KillEvidence]:
-        """Kill the named replicas and wait for their replacements, as `Platform.kill` does."""
+        """Kill the named replicas and wait for their replacements, as `Platform.kill` does;
+        `on_signalled` runs once the signal is sent, before the wait (a kill mid-request lets
+        the replicas it froze go there, not once the victim is back)."""
 
 
 @runtime_checkable

@@ -552,7 +552,11 @@ class KubernetesPlatform:
         return self._kill_pods(service, victims, before, signal, wait_s)
 
     def kill_replicas(
-        self, names: list[str], signal: str = "KILL", wait_s: float = 30.0
+        self,
+        names: list[str],
+        signal: str = "KILL",
+        wait_s: float = 30.0,
+        on_signalled: Callable[[], object] | None = None,
     ) -> list[KillEvidence]:
         """Delete exactly the named pods (grace 0 for KILL) and wait for their replacements, as
         `kill` does for its random choice: a kill mid-request names the pod holding the work.
@@ -570,7 +574,7 @@ class KubernetesPlatform:
         for service in dict.fromkeys(live[n].service for n in wanted):
             victims = [live[n] for n in wanted if live[n].service == service]
             before = self._pods(service, chaos=True)
-            for item in self._kill_pods(service, victims, before, signal, wait_s):
+            for item in self._kill_pods(service, victims, before, signal, wait_s, on_signalled):
                 evidence[item.name] = item
         return [evidence[n] for n in wanted]
 
@@ -581,9 +585,11 @@ class KubernetesPlatform:
         before: list[PodInfo],
         signal: str,
         wait_s: float,
+        on_signalled: Callable[[], object] | None = None,
     ) -> list[KillEvidence]:
         """Delete `victims` (pods of `service`; `before`: its pods beforehand) as the chaos
-        identity and wait until each is gone and a new incarnation is ready, up to `wait_s`."""
+        identity, run `on_signalled`, and wait until each is gone and a new incarnation is
+        ready, up to `wait_s`."""
         kind, _ = self._workload(service)
         grace = grace_for_signal(signal)
         started = self._clock()
@@ -596,6 +602,8 @@ class KubernetesPlatform:
             except Exception as exc:
                 if status_of(exc) != 404:  # 404: it died on its own meanwhile
                     raise api_error(exc, f"delete pod {victim.name!r}") from None
+        if on_signalled is not None:
+            on_signalled()
         before_uids = {p.uid for p in before}
         deadline = started + wait_s
         found: dict[str, PodInfo] = {}

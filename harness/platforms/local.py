@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 import xmlrpc.client
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -365,20 +366,31 @@ class LocalPlatform:
         return self._kill(service, chosen, signal, wait_s)
 
     def kill_replicas(
-        self, names: list[str], signal: str = "KILL", wait_s: float = 30.0
+        self,
+        names: list[str],
+        signal: str = "KILL",
+        wait_s: float = 30.0,
+        on_signalled: Callable[[], object] | None = None,
     ) -> list[KillEvidence]:
         replicas = {r.name: r for r in self.status()}
         missing = [n for n in names if n not in replicas or not replicas[n].pid]
         if missing:
             raise PlatformError(f"no running replica named {missing[0]!r} to kill")
         chosen = [replicas[n] for n in names]
-        return self._kill(chosen[0].service, chosen, signal, wait_s)
+        return self._kill(chosen[0].service, chosen, signal, wait_s, on_signalled)
 
     def _kill(
-        self, service: str, chosen: list[ReplicaStatus], signal: str, wait_s: float
+        self,
+        service: str,
+        chosen: list[ReplicaStatus],
+        signal: str,
+        wait_s: float,
+        on_signalled: Callable[[], object] | None = None,
     ) -> list[KillEvidence]:
         for replica in chosen:
             self._rpc().supervisor.signalProcess(replica.name, signal)
+        if on_signalled is not None:
+            on_signalled()
         deadline = time.monotonic() + wait_s
         evidence: dict[str, KillEvidence] = {}
         while len(evidence) < len(chosen) and time.monotonic() < deadline:

@@ -9,6 +9,7 @@ in the workflow memo to tell a retry (same body: 202 again) from a misuse of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 from collections.abc import AsyncIterator
@@ -41,6 +42,8 @@ from system_under_test.streams import connect, now_ms
 __all__ = ["OrderRequest", "create_app", "fingerprint"]
 
 log = logging.getLogger("order-service")
+
+STARTUP_CONNECT_S = 5.0
 
 OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 IdempotencyKey = Annotated[
@@ -99,6 +102,10 @@ def create_app(cfg: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Connected before the port listens (serving.bind_socket), so a restarted replica's
+        # first requests do not wait on the connection; Temporal down: it starts not ready.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(temporal.get(), timeout=STARTUP_CONNECT_S)
         yield
         await redis.aclose()
 

@@ -4,12 +4,14 @@ tests/integration/chaos/test_ambiguous_faults.py and test_chaos_experiments.py).
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from harness.chaos import midrequest
 from harness.chaos.midrequest import KILL_MODES, MIN_SLICE_MS, run_slice_ms
+from harness.platforms.base import KillEvidence
 
 pytestmark = pytest.mark.unit
 
@@ -94,3 +96,40 @@ def test_no_work_within_the_wait_returns_nothing_busy(monkeypatch: pytest.Monkey
     assert busy == {}
     assert held == {"projection_00": {"pending_entries": 0}}
     assert platform.freezes >= 2
+
+
+class TwoReplicas:
+    """Two frozen API replicas, one holding a request; records what happens in which order."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def pause(self, service: str, count: int | None) -> list[Any]:
+        self.log.append("freeze")
+        return [SimpleNamespace(name=n) for n in ("order-service_00", "order-service_01")]
+
+    def resume(self, service: str) -> list[str]:
+        self.log.append("resume")
+        return ["order-service_01"]
+
+    def held_work(self, service: str) -> dict[str, dict[str, Any]]:
+        return {"order-service_00": {"accept_queue": 1}, "order-service_01": {"accept_queue": 0}}
+
+    def kill_replicas(
+        self, names: list[str], signal: str, wait_s: float, on_signalled: Any = None
+    ) -> list[KillEvidence]:
+        self.log.append(f"kill {names[0]}")
+        if on_signalled is not None:
+            on_signalled()
+        self.log.append("victim back")  # the replacement's start, which takes seconds
+        return [KillEvidence(names[0], "old", "new", signal, 0, 1)]
+
+
+def test_the_other_replicas_go_on_once_the_victim_is_dead_not_once_it_is_back() -> None:
+    platform = TwoReplicas()
+    ctx = SimpleNamespace(platform=platform)
+    item = midrequest._one_kill(ctx, "order-service", 1, 5, "held", 0, None, [])  # type: ignore[arg-type]
+    assert item["in_flight"] == {"accept_queue": 1}
+    assert item["landed"] is True
+    kill, back = platform.log.index("kill order-service_00"), platform.log.index("victim back")
+    assert "resume" in platform.log[kill:back]  # the restart does not freeze the whole service

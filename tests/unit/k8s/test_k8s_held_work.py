@@ -386,7 +386,18 @@ def test_kill_replicas_deletes_exactly_the_named_pod_and_reports_its_replacement
     victim, spared = sorted(cluster.live("payment-service"), key=lambda p: p.name)
     others = {p.uid for p in cluster.pods.values() if p.uid != victim.uid}
     cluster.calls.clear()
-    [evidence] = platform.kill_replicas([victim.name])
+    calls_when_signalled: list[list[str]] = []
+    [evidence] = platform.kill_replicas(
+        [victim.name],
+        on_signalled=lambda: calls_when_signalled.append([m for _, m in cluster.calls]),
+    )
+    # the hook runs once the pod is deleted, before the wait for its replacement
+    [before_wait] = calls_when_signalled
+    assert (
+        before_wait[-1] == "delete_namespaced_pod"
+        and "delete_namespaced_pod" not in before_wait[:-1]
+    )
+    assert len(cluster.calls) > len(before_wait)  # and the wait came after
     assert (evidence.name, evidence.old_uid, evidence.signal) == (victim.name, victim.uid, "KILL")
     assert evidence.landed and cluster.last_grace == 0 and evidence.extra["grace_period_s"] == 0
     [new] = [p for p in cluster.live("payment-service") if p.uid not in others]
