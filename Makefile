@@ -8,7 +8,7 @@ SUITE ?= scenarios/suites/default.yaml
 PLATFORM ?= local
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-unit lint typecheck chaos smoke up down status locust-ui bench \
+.PHONY: setup test test-nightly test-unit lint typecheck chaos smoke up down status locust-ui bench \
         kind-up minikube-up k8s-down clean
 
 setup: $(STAMP) redis-server nftables
@@ -45,8 +45,13 @@ nftables:
 	fi
 	@command -v nft >/dev/null || echo "note: nft is missing, so the partition and lost-reply experiments cannot run; install nftables (e.g. 'sudo apt-get install nftables') and run as root"
 
+# The gate tests marked `nightly` (whole suites, minutes each) are proven again by `sagaquake
+# selftest` (its quick subset in .ci/run, all of it nightly); `make test-nightly` runs them.
 test: setup
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not nightly" $(PYTEST_ARGS)
+
+test-nightly: setup
+	$(BIN)/pytest -m nightly $(PYTEST_ARGS)
 
 test-unit: setup
 	$(BIN)/pytest -m unit $(PYTEST_ARGS)

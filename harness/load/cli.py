@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from harness.durations import format_duration, parse_duration
 from harness.errors import ConfigError
 from harness.load.profiles import available_profiles
 from harness.load.runner import LoadProgress, LoadResult, run_load
-from harness.load.settings import DEFAULTS, ENV, env_flag, format_duration, parse_duration
+from harness.load.settings import DEFAULTS, ENV, env_flag
 from harness.platforms.base import Endpoints
 
 __all__ = ["add_load_arguments", "load_command", "print_result"]
@@ -163,7 +164,9 @@ def load_command(
     Returns 0 when Locust ran to its end (or, with --web, was closed with Ctrl-C), 130 when a
     headless run was interrupted, 1 when Locust failed.
     """
-    duration_s = parse_duration(args.duration, "--duration") if args.duration else None
+    duration_s = (
+        parse_duration(args.duration, "--duration", positive=True) if args.duration else None
+    )
     if args.processes < 1:
         raise ConfigError(f"--processes '{args.processes}' must be 1 or more")
     if args.web:

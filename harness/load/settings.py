@@ -8,12 +8,12 @@ also works by hand with the same variables.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from harness.durations import parse_duration
 from harness.errors import ConfigError
 from harness.settings import LocalPorts
 
@@ -23,8 +23,6 @@ __all__ = [
     "Defaults",
     "LoadSettings",
     "env_flag",
-    "format_duration",
-    "parse_duration",
 ]
 
 _N = TypeVar("_N", int, float)
@@ -80,37 +78,6 @@ class Defaults:
 
 DEFAULTS = Defaults()
 
-_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(text: str | float | int, what: str = "duration") -> float:
-    """Seconds from `90`, `90s`, `10m`, `1h`, `1h30m`; ConfigError quoting the value otherwise."""
-    if isinstance(text, int | float) and not isinstance(text, bool):
-        seconds = float(text)
-    else:
-        raw = str(text).strip().lower()
-        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhd]?)", raw)
-        rebuilt = "".join(f"{n}{u}" for n, u in parts)
-        if (
-            not parts
-            or rebuilt != raw.replace(" ", "")
-            or (len(parts) > 1 and any(not u for _, u in parts))
-        ):
-            raise ConfigError(
-                f"{what} '{text}' is not a duration; write e.g. 90s, 10m, 1h30m or seconds"
-            )
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
-    if seconds <= 0:
-        raise ConfigError(f"{what} '{text}' must be longer than 0 seconds")
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    s = round(seconds)
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (sec, "s")) if v) or "0s"
-
 
 def env_flag(value: str | None) -> bool:
     """A boolean environment variable: 1, true, yes, on."""
@@ -158,7 +125,9 @@ class LoadSettings:
         return cls(
             profile=get("profile") or DEFAULTS.profile,
             compress=number("compress", float, 0.0) or None,
-            duration_s=parse_duration(duration_raw, ENV["duration_s"]) if duration_raw else None,
+            duration_s=parse_duration(duration_raw, ENV["duration_s"], positive=True)
+            if duration_raw
+            else None,
             start_hour=get("start_hour"),
             seed=number("seed", int, DEFAULTS.seed),
             arrivals=get("arrivals"),

@@ -6,17 +6,17 @@ error names the file, the key and what was expected.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from harness.durations import parse_duration
 from harness.errors import ConfigError
 from harness.run.gate import Threshold, parse_threshold
 
-__all__ = ["SCENARIOS", "ScheduledExperiment", "Suite", "load_suite", "parse_duration"]
+__all__ = ["SCENARIOS", "ScheduledExperiment", "Suite", "load_suite"]
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 _KEYS = {
@@ -24,24 +24,6 @@ _KEYS = {
     "processes", "experiments", "drain", "thresholds", "platform",
 }  # fmt: skip
 _EXPERIMENT_KEYS = {"experiment", "at", "configuration"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: Any, where: str) -> float:
-    """Seconds from `90`, `90s`, `10m`, `1.5h`; ConfigError naming `where` otherwise."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration like 90s or 10m, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value))
-        if not match:
-            raise ConfigError(f"{where}: expected a duration like 90s or 10m, got {value!r}")
-        seconds = float(match.group(1)) * _UNIT[match.group(2)]
-    if seconds < 0:
-        raise ConfigError(f"{where}: a duration cannot be negative, got {value!r}")
-    return seconds
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from harness.selftest.catalogue import Mutation, Replacement
 from harness.selftest.mutate import sha256
 from harness.selftest.runner import ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow, pytest.mark.nightly]
 
 WORKFLOWS = ROOT / "system_under_test" / "saga" / "workflows.py"
 SUITE = ROOT / "tests" / "data" / "suites" / "rolling-deploy.yaml"

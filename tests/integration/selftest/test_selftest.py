@@ -18,7 +18,7 @@ from harness.selftest.mutate import sha256
 from harness.selftest.runner import ROOT
 from harness.settings import isolated_env
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.nightly]
 
 MUTATION = "complete-after-decline"
 MUTATED = ROOT / "system_under_test" / "saga" / "activities.py"

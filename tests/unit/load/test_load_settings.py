@@ -8,29 +8,9 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.load.cli import add_load_arguments
-from harness.load.settings import LoadSettings, format_duration, parse_duration
+from harness.load.settings import LoadSettings
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.mark.parametrize(
-    "text,seconds",
-    [("90", 90), ("90s", 90), ("10m", 600), ("1h", 3600), ("1h30m", 5400), ("2.5m", 150), (60, 60)],
-)
-def test_durations(text, seconds) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["", "ten minutes", "10x", "5m3", "-5m", "0"])
-def test_bad_durations_quote_the_value(text) -> None:
-    with pytest.raises(ConfigError, match=f"'{text}'"):
-        parse_duration(text, "--duration")
-
-
-def test_format_duration() -> None:
-    assert format_duration(5400) == "1h30m"
-    assert format_duration(59.6) == "1m"
-    assert format_duration(0) == "0s"
 
 
 def test_settings_from_the_environment() -> None:
