@@ -16,7 +16,7 @@ from harness.selftest.catalogue import MUTATIONS_DIR, load_catalogue, select
 from harness.selftest.mutate import sha256
 from harness.selftest.runner import ROOT
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow, pytest.mark.nightly]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.slow]
 
 ACTIVITIES = ROOT / "system_under_test" / "saga" / "activities.py"
 
