@@ -86,7 +86,16 @@ CORE_FIELDS = {
         "currency",
     ),
     "temporal": ("workflow_id", "status", "start_time", "close_time"),
-    "readmodel": ("order_id", "status", "notified", "last_stream_id"),
+    "readmodel": (
+        "order_id",
+        "status",
+        "notified",
+        "last_stream_id",
+        "customer_id",
+        "amount_cents",
+        "currency",
+        "reason",
+    ),
 }
 # Entries of these streams differ by this field: `wide()` gathers columns per value.
 _GROUP_FIELD = {"events": "type", "payments": "kind", "inventory_ledger": "kind"}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from harness.verify.facts import TYPES, event_codes, order_table, universe
+from harness.verify.facts import TYPES, EventCodes, event_codes, fields_at, order_table, universe
 from harness.verify.frames import object_frame
 from harness.verify.history import History
 from harness.verify.results import (
@@ -29,13 +29,25 @@ from harness.verify.results import (
 
 __all__ = [
     "COMPARED",
+    "PLACED_FIELDS",
     "STATUS_AFTER",
     "TERMINAL_STATUSES",
     "expected_read_model",
     "read_model_consistent",
 ]
 
-COMPARED = ("status", "notified", "last_stream_id")
+COMPARED = (
+    "status",
+    "notified",
+    "last_stream_id",
+    "customer_id",
+    "amount_cents",
+    "currency",
+    "reason",
+)
+# What the order page shows of the order itself: these fields of the newest OrderPlaced (one
+# per order in a legal history), and the reason of the newest OrderCancelled.
+PLACED_FIELDS = ("customer_id", "amount_cents", "currency")
 # What the order page must say after each event (events not named leave the status alone).
 STATUS_AFTER = {
     "OrderPlaced": "placed",
@@ -53,8 +65,8 @@ TERMINAL_STATUSES = frozenset({"completed", "cancelled"})
 
 
 def expected_read_model(h: History) -> pd.DataFrame:
-    """Per order code (rows of `order_table`): the `status`, `notified` and `last_stream_id`
-    that `rebuild()` gives (None where rebuild leaves the field unset or has no view)."""
+    """Per order code (rows of `order_table`): the fields of COMPARED that `rebuild()` gives
+    (None where rebuild leaves the field unset or empty, or has no view)."""
     return h.cached("expected_read_model", lambda: _expected(h))
 
 
@@ -82,16 +94,39 @@ def _expected(h: History) -> pd.DataFrame:
     notified = np.full(n, None, dtype=object)
     notified[orders["n_OrderPlaced"].to_numpy() > 0] = "0"
     notified[orders["n_NotificationSent"].to_numpy() > 0] = "1"
+    placed = fields_at(h, "OrderPlaced", PLACED_FIELDS, _newest_of(codes, "OrderPlaced", n))
+    reason = fields_at(h, "OrderCancelled", ("reason",), _newest_of(codes, "OrderCancelled", n))
     return object_frame(
-        {"status": status, "notified": notified, "last_stream_id": orders["last_id"].to_numpy()}
+        {
+            "status": status,
+            "notified": notified,
+            "last_stream_id": orders["last_id"].to_numpy(),
+            **{name: _blank_as_none(values) for name, values in {**placed, **reason}.items()},
+        }
     )
+
+
+def _newest_of(codes: EventCodes, event_type: str, n: int) -> np.ndarray:
+    """Per order code, the row of its newest event of `event_type` (-1 for none)."""
+    rows = np.flatnonzero(codes.type == TYPES.index(event_type))
+    newest = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(newest, codes.order[rows], rows)
+    return newest
+
+
+def _blank_as_none(values: np.ndarray) -> np.ndarray:
+    """A field that is absent and one that is empty read the same (the projection writes "")."""
+    out = np.asarray(values, dtype=object).copy()
+    out[np.asarray([v is None or v == "" for v in out], dtype=bool)] = None
+    return out
 
 
 @invariant("read_model_consistent", "Read model consistent")
 def read_model_consistent(h: History) -> InvariantResult:
     """history/readmodel.jsonl has one row per order of orders:events, none other, and in each
-    the status, notified and last_stream_id that replaying orders:events under the read model's
-    contract (`STATUS_AFTER`, `TERMINAL_STATUSES` above) gives."""
+    the status, notified, last_stream_id, the order as placed (customer, amount, currency) and
+    the cancel reason that replaying orders:events under the read model's contract
+    (`STATUS_AFTER`, `TERMINAL_STATUSES`, `PLACED_FIELDS` above) gives."""
     h.require("readmodel", "events")
     rm = h.readmodel
     assert rm is not None
@@ -113,7 +148,7 @@ def read_model_consistent(h: History) -> InvariantResult:
         want = expected[col].to_numpy(dtype=object)
         have = np.full(n, None, dtype=object)
         if col in rm:
-            have[uniq] = rm[col].to_numpy(dtype=object)[rows[first]]
+            have[uniq] = _blank_as_none(rm[col].to_numpy(dtype=object)[rows[first]])
         for i in np.flatnonzero(both & np.asarray(want != have, dtype=bool)):
             why[i] = f"{col} {have[i]!r} in the read model, {want[i]!r} replayed from orders:events"
     for i in np.flatnonzero((copies > 1) & (why == None)):  # noqa: E711 (elementwise)

@@ -82,10 +82,50 @@ def test_a_missing_and_an_extra_row_are_flagged() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("field", "shown", "builder"),
+    [
+        ("amount_cents", "105900", "completed"),  # the total in the wrong unit
+        ("currency", "USD", "completed"),
+        ("customer_id", "cus-someone-else", "completed"),
+        ("reason", "payment_declined", "refunded"),  # a customer's cancel shown as a decline
+    ],
+)
+def test_the_order_as_placed_and_its_cancel_reason_are_compared(field, shown, builder) -> None:
+    b = HistoryBuilder()
+    getattr(b, builder)()
+    target = b.streams["orders:events"][0][1]["order_id"]
+    placed = b.streams["orders:events"][0][1]
+    wanted = placed.get(field) if field != "reason" else None
+
+    def wrong(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+        nonlocal wanted
+        for row in rows:
+            if row["order_id"] == target:
+                wanted = wanted or row.get(field)
+                row[field] = shown
+        return rows
+
+    b.readmodel_edit = wrong
+    result = read_model_consistent(b.history())
+    assert result.status == "fail"
+    assert example(result, target)["why"] == (
+        f"{field} {shown!r} in the read model, {wanted!r} replayed from orders:events"
+    )
+
+
 def test_without_readmodel_jsonl_it_is_unknown() -> None:
     result = read_model_consistent(_run().history(omit=("readmodel",)))
     assert result.status == "unknown"
     assert result.error == "history/readmodel.jsonl is missing"
+
+
+MAYBE_FIELDS = {
+    "customer_id": ["cus-1", "cus-2", ""],
+    "amount_cents": ["1059", "1200"],
+    "currency": ["EUR", "GBP"],
+    "reason": ["payment_declined", "customer_cancelled", ""],
+}
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -100,6 +140,9 @@ def test_the_vectorised_replay_equals_rebuild(seed: int) -> None:
         oid = rng.choice(orders)
         kind = rng.choice(kinds)
         fields = {"type": kind, "order_id": oid, "event_id": f"{oid}:{kind}:{i}", "ts": str(i)}
+        for name, values in MAYBE_FIELDS.items():  # present or not, differing between duplicates
+            if rng.random() < 0.7:
+                fields[name] = rng.choice(values)
         entries.append((f"{1763769000000 + i}-0", fields))
     h = build_history(
         source="snapshot",
@@ -117,4 +160,4 @@ def test_the_vectorised_replay_equals_rebuild(seed: int) -> None:
     assert {ids[i] for i in range(len(ids))} == set(want)
     for code, oid in enumerate(ids):
         for col in COMPARED:
-            assert got[col].iat[code] == want[oid].get(col), (oid, col)
+            assert got[col].iat[code] == (want[oid].get(col) or None), (oid, col)
