@@ -8,12 +8,19 @@ from __future__ import annotations
 
 __all__ = [
     "EVENTS",
+    "INVENTORY_HASH",
     "INVENTORY_LEDGER",
     "NOTIFICATIONS",
+    "NOTIFICATIONS_INDEX",
+    "NOTIFICATIONS_LIVE_SEEN",
     "PAYMENTS_LEDGER",
     "PROJECTION_GROUP",
+    "READMODEL_CANCELLED",
+    "READMODEL_COMPLETED",
     "READMODEL_INFLIGHT",
+    "READMODEL_ORDERS",
     "SERVICE_LEDGERS",
+    "dedupe",
 ]
 
 EVENTS = "orders:events"  # the saga's event log, the source of truth
@@ -21,7 +28,19 @@ PAYMENTS_LEDGER = "payments:ledger"  # written by payment-service as it moves mo
 INVENTORY_LEDGER = "inventory:ledger"  # written by inventory-service as it moves stock
 NOTIFICATIONS = "notifications:sent"  # written by notification-service as it sends
 READMODEL_INFLIGHT = "readmodel:inflight"  # the projection's orders not yet terminal
+READMODEL_COMPLETED = "readmodel:completed"  # the projection's completed orders (a set)
+READMODEL_CANCELLED = "readmodel:cancelled"  # and its cancelled ones
+READMODEL_ORDERS = "readmodel:order:*"  # the order pages (hashes), as a SCAN pattern
+NOTIFICATIONS_INDEX = "notifications:index"  # order id → its notification (the outbox's dedupe)
+NOTIFICATIONS_LIVE_SEEN = "notifications:live_seen"  # orders the live fan-out delivered
+INVENTORY_HASH = "inventory:{}"  # seed, available, reserved, sold: per SKU quantities
 PROJECTION_GROUP = "projection"  # the projection's consumer group on EVENTS
+
+
+def dedupe(order_id: str) -> str:
+    """The hash of the events appended for an order (type → stream id): the append's dedupe."""
+    return f"orders:dedupe:{order_id}"
+
 
 # service → (its own ledger stream, entry kind → the event the saga appends once it is told).
 # An entry without its event is a request the service performed and the saga has not heard of.

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 import redis
 
+from harness import keys
 from harness.errors import ConfigError
 from harness.platforms.base import Endpoints
 
@@ -37,7 +38,6 @@ __all__ = [
 ]
 
 REQUESTS_FILE = "history/reprocess.jsonl"
-_STREAM = "orders:events"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _stream_id(value: str, name: str) -> str:
 def _end_of_stream(redis_url: str) -> str:
     client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
     try:
-        last: Any = client.xrevrange(_STREAM, "+", "-", count=1)
+        last: Any = client.xrevrange(keys.EVENTS, "+", "-", count=1)
     finally:
         client.close()
     return str(last[0][0]) if last else "0-0"

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import redis.exceptions
 
+from harness import keys
 from harness.chaos.context import ChaosContext, chaos_context, flag, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow
 from harness.chaos.observe import reader, temporal_view
@@ -156,7 +157,7 @@ def _wait_in_flight(ctx: ChaosContext, require: bool, wait_s: float) -> dict[str
     seen: dict[str, Any] = {}
     while True:
         try:
-            seen["readmodel_inflight"] = int(reader(endpoints).zcard("readmodel:inflight"))
+            seen["readmodel_inflight"] = int(reader(endpoints).zcard(keys.READMODEL_INFLIGHT))
         except redis.exceptions.RedisError as exc:
             seen["readmodel_error"] = str(exc)
         try:
@@ -338,10 +339,10 @@ def _backlog(ctx: ChaosContext) -> dict[str, Any]:
     """Orders in flight as the outage ends (what it held back), from the read model."""
     try:
         client: Any = reader(ctx.platform.endpoints())
-        oldest = client.zrange("readmodel:inflight", 0, 0, withscores=True)
+        oldest = client.zrange(keys.READMODEL_INFLIGHT, 0, 0, withscores=True)
         age = time.time() - float(oldest[0][1]) / 1000 if oldest else 0.0
         return {
-            "inflight_orders": int(client.zcard("readmodel:inflight")),
+            "inflight_orders": int(client.zcard(keys.READMODEL_INFLIGHT)),
             "oldest_age_s": round(age, 3),
         }
     except redis.exceptions.RedisError as exc:
@@ -354,7 +355,7 @@ def _facts(ctx: ChaosContext, service: str) -> dict[str, Any]:
         if service == "redis":
             return {
                 "run_id": ctx.platform.redis("INFO", "server")["run_id"],
-                "events": int(ctx.platform.redis("XLEN", "orders:events")),
+                "events": int(ctx.platform.redis("XLEN", keys.EVENTS)),
                 "keys": int(ctx.platform.redis("DBSIZE")),
             }
         if service == "temporal":

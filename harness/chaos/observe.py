@@ -105,7 +105,7 @@ class LedgerWatch:
             if ids:
                 pipe = client.pipeline(transaction=False)
                 for order_id in ids:
-                    pipe.hmget(f"orders:dedupe:{order_id}", *SETTLED)
+                    pipe.hmget(keys.dedupe(order_id), *SETTLED)
                 for order_id, found in zip(ids, pipe.execute(), strict=True):
                     if any(found):
                         self.settled.add(order_id)

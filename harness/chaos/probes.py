@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from harness import keys
 from harness.chaos.context import chaos_context, number, service_name
 from harness.chaos.faults import read_faults
 from harness.chaos.observe import group_backlog, ledger_watch, reader, temporal_view
@@ -143,8 +144,8 @@ def inflight_orders(configuration: dict[str, Any] | None = None) -> dict[str, An
     """Orders the read model holds as placed but not yet terminal, and the oldest one's age."""
     ctx = chaos_context(configuration)
     client: Any = reader(ctx.platform.endpoints())
-    count = int(client.zcard("readmodel:inflight"))
-    oldest = client.zrange("readmodel:inflight", 0, 0, withscores=True)
+    count = int(client.zcard(keys.READMODEL_INFLIGHT))
+    oldest = client.zrange(keys.READMODEL_INFLIGHT, 0, 0, withscores=True)
     age = time.time() - float(oldest[0][1]) / 1000 if oldest else 0.0
     return {
         "inflight": count,
@@ -297,15 +298,15 @@ def confirmation_paths(
     start_ms, end_ms = int(window["started_at"] * 1000), int(window["ended_at"] * 1000) + 1
     completed = [
         f["order_id"]
-        for _, f in client.xrange("orders:events", min=start_ms, max=end_ms)
+        for _, f in client.xrange(keys.EVENTS, min=start_ms, max=end_ms)
         if f.get("type") == "OrderCompleted"
     ]
     deadline = time.monotonic() + number(wait_s, "wait_s", minimum=0)
     while True:
         pipe = client.pipeline(transaction=False)
         for order_id in completed:
-            pipe.hexists("notifications:index", order_id)
-            pipe.sismember("notifications:live_seen", order_id)
+            pipe.hexists(keys.NOTIFICATIONS_INDEX, order_id)
+            pipe.sismember(keys.NOTIFICATIONS_LIVE_SEEN, order_id)
         flags = pipe.execute() if completed else []
         unsent = [o for i, o in enumerate(completed) if not flags[2 * i]]
         if not unsent or time.monotonic() >= deadline:

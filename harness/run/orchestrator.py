@@ -22,7 +22,7 @@ from typing import Any
 import redis
 from rich.console import Console
 
-from harness import __version__
+from harness import __version__, keys
 from harness.chaos.context import CONFIG_KEYS
 from harness.errors import ConfigError, HarnessError
 from harness.load.runner import LoadProgress, LoadResult, load_summary, plan_load, run_load
@@ -281,7 +281,7 @@ def _history_left(platform: Platform) -> str | None:
     e = platform.endpoints()
     client = redis.Redis.from_url(e.redis_url, socket_timeout=10)
     try:
-        events = int(client.xlen("orders:events"))  # 0 when the stream does not exist
+        events = int(client.xlen(keys.EVENTS))  # 0 when the stream does not exist
     finally:
         client.close()
     sagas = count_sagas(e, "WorkflowType='OrderSaga'")

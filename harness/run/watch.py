@@ -18,6 +18,7 @@ from typing import cast
 
 import redis
 
+from harness import keys
 from harness.load.ledger import LedgerTail
 from system_under_test.streams import StreamEntries
 
@@ -104,22 +105,22 @@ class LiveWatch:
         if overdue:
             with r.pipeline(transaction=False) as pipe:
                 for oid in overdue:
-                    pipe.hexists(f"orders:dedupe:{oid}", "OrderPlaced")
+                    pipe.hexists(keys.dedupe(oid), "OrderPlaced")
                 placed = pipe.execute()
             for oid, ok in zip(overdue, placed, strict=True):
                 if ok:
                     del self._awaiting[oid]
-        reply = r.xread({"payments:ledger": self._last_payment_id}, count=10_000) or []
+        reply = r.xread({keys.PAYMENTS_LEDGER: self._last_payment_id}, count=10_000) or []
         for _, entries in cast(list[tuple[str, StreamEntries]], reply):
             for entry_id, fields in entries:
                 self._last_payment_id = entry_id
                 if fields.get("kind") == "capture":
                     self._captures[fields.get("order_id", "")] += 1
         with r.pipeline(transaction=False) as pipe:
-            pipe.zcard("readmodel:inflight")
-            pipe.zrange("readmodel:inflight", 0, 0, withscores=True)
-            pipe.scard("readmodel:completed")
-            pipe.scard("readmodel:cancelled")
+            pipe.zcard(keys.READMODEL_INFLIGHT)
+            pipe.zrange(keys.READMODEL_INFLIGHT, 0, 0, withscores=True)
+            pipe.scard(keys.READMODEL_COMPLETED)
+            pipe.scard(keys.READMODEL_CANCELLED)
             inflight, oldest, completed, cancelled = pipe.execute()
         return WatchSnapshot(
             inflight=int(inflight),

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import keys
 from harness.verify.frames import (
     core_frame,
     floats,
@@ -49,10 +50,10 @@ __all__ = [
 
 # Streams the checks read, by the part of the history they become.
 STREAM_PARTS = {
-    "orders:events": "events",
-    "payments:ledger": "payments",
-    "inventory:ledger": "inventory_ledger",
-    "notifications:sent": "notifications",
+    keys.EVENTS: "events",
+    keys.PAYMENTS_LEDGER: "payments",
+    keys.INVENTORY_LEDGER: "inventory_ledger",
+    keys.NOTIFICATIONS: "notifications",
 }
 # Where each part lives in a run folder (what a missing part's reason names).
 PART_FILES = {
@@ -223,10 +224,10 @@ def _key_order_ids(ledger: pd.DataFrame) -> np.ndarray:
     """Per ledger line, `order_id_for` of its idempotency key (None without a key)."""
     from harness.verify.facts import order_ids_for  # facts reads History: import when used
 
-    keys = ledger["idempotency_key"].to_numpy(dtype=object)
-    key_code, uniq = pd.factorize(keys)
+    idem_keys = ledger["idempotency_key"].to_numpy(dtype=object)
+    key_code, uniq = pd.factorize(idem_keys)
     derived = np.asarray(order_ids_for([str(k) for k in uniq]), dtype=object)
-    out = np.full(len(keys), None, dtype=object)
+    out = np.full(len(idem_keys), None, dtype=object)
     known = key_code >= 0
     out[known] = derived[key_code[known]]
     return out

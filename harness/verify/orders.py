@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness import keys
 from harness.verify.facts import client_table, drain_deadline, order_table, universe
 from harness.verify.history import History
 from harness.verify.results import InvariantResult, from_violations, invariant, violation_frame
@@ -19,10 +20,10 @@ __all__ = ["no_lost_order", "no_phantom_order"]
 
 # Parts that name orders, as the counter-examples call them.
 _WHERE = {
-    "events": "orders:events",
-    "payments": "payments:ledger",
-    "inventory_ledger": "inventory:ledger",
-    "notifications": "notifications:sent",
+    "events": keys.EVENTS,
+    "payments": keys.PAYMENTS_LEDGER,
+    "inventory_ledger": keys.INVENTORY_LEDGER,
+    "notifications": keys.NOTIFICATIONS,
     "temporal": "Temporal",
 }
 

@@ -24,6 +24,7 @@ import orjson
 import pandas as pd
 import redis
 
+from harness import keys
 from harness.errors import StackNotRunningError
 from harness.verify.histories import HISTORIES_FILE, aexport_histories, aread_histories
 from harness.verify.history import (
@@ -50,7 +51,6 @@ __all__ = [
 
 PAGE = 10_000  # XRANGE page: ~378K entries/s with hiredis on a 2-core machine
 _INVENTORY = ("seed", "available", "reserved", "sold")
-_READMODEL_MATCH = "readmodel:order:*"
 _T = TypeVar("_T")
 
 
@@ -85,16 +85,14 @@ def read_streams(r: redis.Redis, page: int = PAGE) -> dict[str, StreamEntries]:
     return {name: read_stream(r, name, page) for name in sorted(names)}
 
 
-def load_events_from_redis(
-    redis_url: str | redis.Redis, stream: str = "orders:events"
-) -> pd.DataFrame:
+def load_events_from_redis(redis_url: str | redis.Redis, stream: str = keys.EVENTS) -> pd.DataFrame:
     """orders:events drained from Redis into the frame `load_snapshot` builds from the file
     (the hook of the file-versus-Redis loading benchmark)."""
     entries = read_stream(_client(redis_url), stream)
     h = build_history(
         source="live",
         run={},
-        streams={"orders:events": entries},
+        streams={keys.EVENTS: entries},
         ledger=None,
         temporal=None,
         inventory=None,
@@ -109,7 +107,7 @@ def read_inventory(r: redis.Redis) -> dict[str, dict[str, int | str]]:
     """The four inventory hashes, quantities as integers where they are."""
     out: dict[str, dict[str, int | str]] = {}
     for name in _INVENTORY:
-        values: dict[str, str] = r.hgetall(f"inventory:{name}")  # type: ignore[assignment]
+        values: dict[str, str] = r.hgetall(keys.INVENTORY_HASH.format(name))  # type: ignore[assignment]
         out[name] = {k: _int(v) for k, v in sorted(values.items())}
     return out
 
@@ -123,11 +121,11 @@ def _int(value: str) -> int | str:
 
 def read_readmodel(r: redis.Redis, chunk: int = 1000) -> list[dict[str, str]]:
     """Every `readmodel:order:{id}` hash, sorted by order id (HGETALL pipelined by `chunk`)."""
-    keys = sorted(r.scan_iter(match=_READMODEL_MATCH, count=1000, _type="HASH"))
+    names = sorted(r.scan_iter(match=keys.READMODEL_ORDERS, count=1000, _type="HASH"))
     rows: list[dict[str, str]] = []
-    prefix = len(_READMODEL_MATCH) - 1
-    for i in range(0, len(keys), chunk):
-        part = keys[i : i + chunk]
+    prefix = len(keys.READMODEL_ORDERS) - 1
+    for i in range(0, len(names), chunk):
+        part = names[i : i + chunk]
         pipe = r.pipeline(transaction=False)
         for key in part:
             pipe.hgetall(key)
