@@ -16,14 +16,14 @@ __all__ = ["format_duration", "parse_duration"]
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _BARE = re.compile(r"\d+(?:\.\d+)?")
-EXAMPLES = "90s, 10m, 1h30m or 250ms"
+_EXAMPLES = "90s, 10m, 1h30m or 250ms"
 
 
 def parse_duration(value: Any, where: str, *, positive: bool = False) -> float:
     """Seconds from a number or a duration text; a ConfigError naming `where` and quoting the
     value otherwise (and for 0 when `positive`: a run or a window must last)."""
     if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a duration like {EXAMPLES}, got {value!r}")
+        raise ConfigError(f"{where}: expected a duration like {_EXAMPLES}, got {value!r}")
     seconds = float(value) if isinstance(value, int | float) else _parse_text(str(value), where)
     if seconds < 0:
         raise ConfigError(f"{where}: a duration cannot be negative, got {value!r}")
@@ -39,7 +39,7 @@ def _parse_text(raw: str, where: str) -> float:
     parts = _PART.findall(text)
     units = [unit for _, unit in parts]
     if not parts or "".join(n + u for n, u in parts) != text or len(set(units)) != len(units):
-        raise ConfigError(f"{where}: expected a duration like {EXAMPLES}, got {raw!r}")
+        raise ConfigError(f"{where}: expected a duration like {_EXAMPLES}, got {raw!r}")
     return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
 
 
