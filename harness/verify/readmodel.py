@@ -36,18 +36,10 @@ __all__ = [
     "read_model_consistent",
 ]
 
-COMPARED = (
-    "status",
-    "notified",
-    "last_stream_id",
-    "customer_id",
-    "amount_cents",
-    "currency",
-    "reason",
-)
 # What the order page shows of the order itself: these fields of the newest OrderPlaced (one
 # per order in a legal history), and the reason of the newest OrderCancelled.
 PLACED_FIELDS = ("customer_id", "amount_cents", "currency")
+COMPARED = ("status", "notified", "last_stream_id", *PLACED_FIELDS, "reason")
 # What the order page must say after each event (events not named leave the status alone).
 STATUS_AFTER = {
     "OrderPlaced": "placed",

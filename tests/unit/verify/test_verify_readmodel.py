@@ -7,7 +7,7 @@ import random
 import pytest
 
 from harness.verify.facts import TYPES, universe
-from harness.verify.history import build_history
+from harness.verify.history import CORE_FIELDS, build_history
 from harness.verify.readmodel import COMPARED, expected_read_model, read_model_consistent
 from system_under_test.projection.model import rebuild
 from tests.unit.verify.builders import HistoryBuilder, example
@@ -112,6 +112,10 @@ def test_the_order_as_placed_and_its_cancel_reason_are_compared(field, shown, bu
     assert example(result, target)["why"] == (
         f"{field} {shown!r} in the read model, {wanted!r} replayed from orders:events"
     )
+
+
+def test_the_snapshot_loader_reads_every_compared_field() -> None:
+    assert set(COMPARED) <= set(CORE_FIELDS["readmodel"])
 
 
 def test_without_readmodel_jsonl_it_is_unknown() -> None:
