@@ -136,23 +136,17 @@ class OrderSaga:
         compensations: list[Any] = []
         try:
             if await self._cancelled_by_customer(order):
-                return OrderResult(
-                    order.order_id, "cancelled", self._cancel_reason, list(self._steps)
-                )
+                return self._result(order, "cancelled", self._cancel_reason)
             await self._step(SagaActivities.reserve_inventory, order)
             compensations.append(SagaActivities.release_inventory)
             if _takes(FRAUD_CHECK):
                 await self._screen(order)
             if await self._cancelled_by_customer(order):
-                return OrderResult(
-                    order.order_id, "cancelled", self._cancel_reason, list(self._steps)
-                )
+                return self._result(order, "cancelled", self._cancel_reason)
             await self._step(SagaActivities.capture_payment, order)
             compensations.append(SagaActivities.refund_payment)
             if await self._cancelled_by_customer(order):
-                return OrderResult(
-                    order.order_id, "cancelled", self._cancel_reason, list(self._steps)
-                )
+                return self._result(order, "cancelled", self._cancel_reason)
             await self._step(SagaActivities.commit_inventory, order)
         except (ActivityError, ApplicationError, asyncio.CancelledError) as err:
             # a local activity's business failure arrives as the ApplicationError itself
@@ -160,10 +154,13 @@ class OrderSaga:
                 "workflow_cancelled" if isinstance(err, asyncio.CancelledError) else _reason(err)
             )
             await self._compensate(order, compensations, reason)
-            return OrderResult(order.order_id, "cancelled", reason, list(self._steps))
+            return self._result(order, "cancelled", reason)
         await self._step(SagaActivities.complete_order, order)
         await self._step(SagaActivities.send_confirmation, order)
-        return OrderResult(order.order_id, "completed", "", list(self._steps))
+        return self._result(order, "completed", "")
+
+    def _result(self, order: OrderInput, status: str, reason: str) -> OrderResult:
+        return OrderResult(order.order_id, status, reason, list(self._steps))
 
     async def _screen(self, order: OrderInput) -> None:
         """Version 2's fraud check: hold the order (a durable timer, so the saga's next workflow
