@@ -55,6 +55,7 @@ ACTION_PRIMITIVES = {
     "lose_replies": "reply_loss",
     "kill_mid_request": "pause",  # harness.chaos.midrequest freezes before it kills
     "lose_consumer": "pause",  # and before it scales a consumer away
+    "versioned_deploy": "side_by_side",  # harness.chaos.blue_green runs new workers beside old
 }
 _H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 _EXAMPLES = 5

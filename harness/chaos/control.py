@@ -42,7 +42,7 @@ from chaoslib.exceptions import InterruptExecution, InvalidControl
 from chaoslib.exit import exit_gracefully
 from chaoslib.run import RunEventHandler
 
-from harness.chaos import ambiguous, midrequest, probes
+from harness.chaos import ambiguous, blue_green, midrequest, probes
 from harness.chaos.context import ChaosContext, chaos_context
 from harness.chaos.faults import ensure_faults_file, read_faults
 from harness.chaos.safeguard import Limit, Safeguard, parse_safeguard
@@ -261,11 +261,12 @@ _ERRORS: list[str] = []
 
 
 def primitives_needed(experiment: Any) -> list[str]:
-    """The optional fault primitives (pause, partition, reply_loss) the experiment's method uses."""
+    """The optional fault primitives (pause, partition, reply_loss, side_by_side) the
+    experiment's method uses."""
     needed = []
     for activity in (experiment or {}).get("method") or []:
         provider = activity.get("provider") or {}
-        if provider.get("module") in (ambiguous.__name__, midrequest.__name__):
+        if provider.get("module") in (ambiguous.__name__, midrequest.__name__, blue_green.__name__):
             primitive = ambiguous.primitive_of(str(provider.get("func")))
             if primitive and primitive not in needed:
                 needed.append(primitive)

@@ -19,40 +19,38 @@ the verifier's `no_nondeterminism` fails the run for it).
 
 from __future__ import annotations
 
-import asyncio
-import re
-import time
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 from harness.chaos.context import ChaosContext, chaos_context, flag, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow, close_open_windows, read_faults
+from harness.chaos.saga_workers import (
+    pollers,
+    prove_polling,
+    sagas_across,
+    wait_in_flight,
+)
 from harness.errors import ConfigError
-from harness.platforms.base import Deploy, DeployEvidence, Endpoints
+from harness.platforms.base import Deploy, DeployEvidence
 
 __all__ = [
+    "DEPLOYMENT_ENV",
     "VERSION_ENV",
     "deploy_task_failures",
+    "not_landed",
+    "replica_evidence",
     "roll_back_deploy",
     "rolling_deploy",
+    "saga_version",
     "saga_versions",
-    "version_of",
 ]
 
 VERSION_ENV = "SAGAQUAKE_SAGA_VERSION"
+# the fault windows of a deploy: this module's rolling one, harness.chaos.blue_green's
+DEPLOY_ACTIONS = ("rolling_deploy", "versioned_deploy")
+# Set, the workers are versioned (harness.chaos.blue_green): a rolling restart would strand them
+DEPLOYMENT_ENV = "SAGAQUAKE_WORKER_DEPLOYMENT"
 VERSIONS = (1, 2)  # the saga versions the system under test knows (docs/system.md)
-_IDENTITY = re.compile(r"saga-v(\d+)\s*$")
-_MAX_HISTORIES = 400  # sagas whose histories are read for the evidence, at most
-
-
-def version_of(identity: str) -> int | None:
-    """The saga version in a worker's Temporal identity (`<pid>@<host> saga-v2` → 2)."""
-    found = _IDENTITY.search(identity or "")
-    return int(found.group(1)) if found else None
-
-
-# -- the action ---------------------------------------------------------------------------------
 
 
 def rolling_deploy(
@@ -71,45 +69,45 @@ def rolling_deploy(
     `settle_s` (wall-clock) for the sagas in flight across the switch to finish and reads their
     histories for the evidence."""
     ctx = chaos_context(configuration)
-    target = _version(version)
+    target = saga_version(version)
     service = service_name(service)
-    platform = _deployer(ctx)
+    platform = _deployer(ctx, service)
     wait = number(wait_s, "wait_s", minimum=0)
     settle = number(settle_s, "settle_s", minimum=0)
     endpoints = ctx.platform.endpoints()
     env = {VERSION_ENV: str(target)}
     window = FaultWindow(
         ctx.run_dir, ctx.experiment, "rolling_deploy", service, version=target, env=env,
-        before={"deployed_env": platform.deployed_env(service), "pollers": _safe_pollers(endpoints)},
+        before={"deployed_env": platform.deployed_env(service), "pollers": pollers(endpoints)},
     )  # fmt: skip
     with window:
-        window.evidence["in_flight_before"] = _wait_in_flight(
+        window.evidence["in_flight_before"] = wait_in_flight(
             endpoints,
             flag(require_inflight, "require_inflight"),
             number(wait_inflight_s, "wait_inflight_s", minimum=0),
         )
         replaced = platform.deploy(service, env, wait)
         if not replaced:
-            _not_landed(window, f"every replica of {service!r} already runs saga version {target}")
-        window.evidence["replicas"] = [_replica(e, target) for e in replaced]
+            not_landed(window, f"every replica of {service!r} already runs saga version {target}")
+        window.evidence["replicas"] = [replica_evidence(e, target) for e in replaced]
         missing = [e for e in replaced if not e.landed]
         if missing:
-            _not_landed(
+            not_landed(
                 window,
                 f"{missing[0].name} of {service!r} did not come back ready as version {target} "
                 f"within {wait:g} s ({missing[0].extra or 'gone'})",
             )
-        polling = _prove_polling(endpoints, replaced, target, min(wait, 30.0))
+        polling = prove_polling(endpoints, replaced, target, min(wait, 30.0))
         window.evidence["polling"] = polling
         silent = [name for name, seen in polling.items() if not seen.get("identity")]
         if silent:
-            _not_landed(
+            not_landed(
                 window,
                 f"Temporal saw no poller of saga version {target} from {', '.join(silent)} "
                 "after the deploy: the new replicas do not run the new version",
             )
         window.land(switches=len(replaced), deployed_env=platform.deployed_env(service))
-        window.evidence.update(_across(endpoints, replaced, settle))
+        window.evidence.update(sagas_across(endpoints, [e.stopped_at for e in replaced], settle))
     return window.record
 
 
@@ -123,9 +121,9 @@ def roll_back_deploy(
     it, without waiting for load), and close the deploy windows an interrupted action left
     open. Idempotent: with every replica on `version` it replaces nothing."""
     ctx = chaos_context(configuration)
-    target = _version(version)
+    target = saga_version(version)
     service = service_name(service)
-    platform = _deployer(ctx)
+    platform = _deployer(ctx, service)
     closed = close_open_windows(
         ctx.run_dir, service, "rollback roll_back_deploy", only_actions=("rolling_deploy",)
     )
@@ -141,7 +139,7 @@ def roll_back_deploy(
         )
     return {
         "version": target,
-        "deployed": [_replica(e, target) for e in replaced],
+        "deployed": [replica_evidence(e, target) for e in replaced],
         "windows_closed": len(closed),
     }
 
@@ -150,8 +148,7 @@ def saga_versions(configuration: dict[str, Any] | None = None) -> dict[str, Any]
     """The probe: which saga versions poll Temporal's task queue now (pollers seen in the last
     minute, by version) and what the platform's last deploy set."""
     ctx = chaos_context(configuration)
-    pollers = _safe_pollers(ctx.platform.endpoints())
-    recent = [p for p in pollers if p.get("recent")]
+    recent = [p for p in pollers(ctx.platform.endpoints()) if p.get("recent")]
     by_version = Counter(str(p.get("version")) for p in recent)
     deployed = ctx.platform.deployed_env("saga-worker") if isinstance(ctx.platform, Deploy) else {}
     return {
@@ -170,7 +167,7 @@ def deploy_task_failures(configuration: dict[str, Any] | None = None) -> dict[st
     windows = [
         w
         for w in read_faults(ctx.run_dir)
-        if w.get("action") == "rolling_deploy" and w.get("experiment") == ctx.experiment
+        if w.get("action") in DEPLOY_ACTIONS and w.get("experiment") == ctx.experiment
     ]
     evidence = [w.get("evidence") or {} for w in windows]
     return {
@@ -186,13 +183,22 @@ def deploy_task_failures(configuration: dict[str, Any] | None = None) -> dict[st
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def _deployer(ctx: ChaosContext) -> Deploy:
+def _deployer(ctx: ChaosContext, service: str) -> Deploy:
     if not isinstance(ctx.platform, Deploy):
         raise ConfigError(f"the {ctx.platform.name} platform cannot deploy a changed setting")
+    deployment = ctx.platform.deployed_env(service).get(DEPLOYMENT_ENV)
+    if deployment:
+        raise ConfigError(
+            f"the {service} replicas are versioned workers of Worker Deployment "
+            f"{deployment!r}: restarting them in place as another version would leave their "
+            "pinned sagas without workers; roll the versioned deploy back first "
+            "(`sagaquake chaos versioned-deploy` ends with that rollback)"
+        )
     return ctx.platform
 
 
-def _version(value: Any) -> int:
+def saga_version(value: Any) -> int:
+    """An experiment's `version` argument, checked against the versions the saga has."""
     version = int(number(value, "version", minimum=1))
     if version not in VERSIONS:
         raise ConfigError(
@@ -202,12 +208,14 @@ def _version(value: Any) -> int:
     return version
 
 
-def _not_landed(window: FaultWindow, message: str) -> None:
+def not_landed(window: FaultWindow, message: str) -> None:
+    """Mark the window as not landed and say why (FaultNotLanded)."""
     window.record["landed"] = False
     raise FaultNotLanded(message)
 
 
-def _replica(e: DeployEvidence, version: int) -> dict[str, Any]:
+def replica_evidence(e: DeployEvidence, version: int) -> dict[str, Any]:
+    """One replica of a deploy as the fault window records it."""
     item: dict[str, Any] = {
         "name": e.name,
         "version": version,
@@ -218,205 +226,7 @@ def _replica(e: DeployEvidence, version: int) -> dict[str, Any]:
         "landed": e.landed,
         **e.extra,
     }
-    if e.old_uid.isdigit():  # local: the uid is the pid
-        item["old_pid"] = int(e.old_uid)
+    if e.old_uid.isdigit() or (e.new_uid or "").isdigit():  # local: the uid is the pid
+        item["old_pid"] = int(e.old_uid) if e.old_uid.isdigit() else None
         item["new_pid"] = int(e.new_uid) if e.new_uid and e.new_uid.isdigit() else None
     return item
-
-
-def _wait_in_flight(endpoints: Endpoints, require: bool, wait_s: float) -> dict[str, Any]:
-    deadline = time.monotonic() + wait_s
-    seen: dict[str, Any] = {}
-    while True:
-        try:
-            seen["running_sagas"] = _run(_count(endpoints, _RUNNING))
-        except Exception as exc:
-            seen["error"] = f"{type(exc).__name__}: {exc}"
-        if seen.get("running_sagas") or not require or time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
-    seen["in_flight"] = bool(seen.get("running_sagas"))
-    if require and not seen["in_flight"]:
-        raise FaultNotLanded(
-            f"no saga was in flight within {wait_s:g} s, so the deploy would switch idle "
-            "workers; run the experiment while load runs (or set require_inflight: false)"
-        )
-    return seen
-
-
-def _prove_polling(
-    endpoints: Endpoints, replaced: list[DeployEvidence], version: int, wait_s: float
-) -> dict[str, dict[str, Any]]:
-    """Per replaced replica, the Temporal poller that is its new incarnation (matched by pid
-    locally, `@<pod name>` on Kubernetes) under the new version's identity, once it polled."""
-    deadline = time.monotonic() + wait_s
-    found: dict[str, dict[str, Any]] = {e.name: {} for e in replaced}
-    while True:
-        for poller in _safe_pollers(endpoints):
-            for e in replaced:
-                mine = not found[e.name] and _is_incarnation(poller["identity"], e)
-                if mine and poller.get("version") == version:
-                    found[e.name] = poller
-        if all(found.values()) or time.monotonic() >= deadline:
-            return found
-        time.sleep(0.5)
-
-
-def _is_incarnation(identity: str, e: DeployEvidence) -> bool:
-    pid = e.extra.get("pid") or (e.new_uid if e.new_uid and e.new_uid.isdigit() else None)
-    if pid:
-        return identity.startswith(f"{pid}@")
-    pod = e.extra.get("pod") or e.name
-    return f"@{pod} " in identity
-
-
-def _across(
-    endpoints: Endpoints, replaced: list[DeployEvidence], settle_s: float
-) -> dict[str, Any]:
-    """The sagas in flight at some switch (started before it, not closed before it), after
-    waiting up to `settle_s` for them to finish: per switch how many, and from their histories
-    which versions completed their workflow tasks and which tasks failed."""
-    switches = [e.stopped_at for e in replaced]
-    if not switches:
-        return {}
-    try:
-        return _run(_across_async(endpoints, switches, settle_s))
-    except Exception as exc:  # the evidence is best effort; the deploy itself is proven
-        return {"across_error": f"{type(exc).__name__}: {exc}"}
-
-
-async def _across_async(
-    endpoints: Endpoints, switches: list[float], settle_s: float
-) -> dict[str, Any]:
-    client = await _client(endpoints)
-    first, last = min(switches), max(switches)
-    query = (
-        f"WorkflowType='OrderSaga' AND StartTime < '{_iso(last)}' AND "
-        f"(ExecutionStatus='Running' OR CloseTime > '{_iso(first)}')"
-    )
-    deadline = time.monotonic() + settle_s
-    while True:
-        sagas = [wf async for wf in client.list_workflows(query, page_size=1000)]
-        running = [wf for wf in sagas if wf.close_time is None]
-        if not running or time.monotonic() >= deadline:
-            break
-        await asyncio.sleep(1.0)
-    per_switch = []
-    for at in switches:
-        n = sum(
-            1
-            for wf in sagas
-            if wf.start_time.timestamp() < at
-            and (wf.close_time is None or wf.close_time.timestamp() > at)
-        )
-        per_switch.append({"at": round(at, 3), "in_flight": n})
-    sample = sagas[:_MAX_HISTORIES]
-    limit = asyncio.Semaphore(16)
-
-    async def read(wf: Any) -> tuple[str, dict[str, Any]]:
-        async with limit:
-            history = await client.get_workflow_handle(wf.id, run_id=wf.run_id).fetch_history()
-        return wf.id, _task_facts(history.events)
-
-    facts = dict(await asyncio.gather(*(read(wf) for wf in sample)))
-    ran_on = Counter(
-        "+".join(f"v{v}" for v in sorted(f["versions"])) or "unknown" for f in facts.values()
-    )
-    crossed = [wid for wid, f in facts.items() if len(f["versions"]) > 1]
-    failures = [
-        {"workflow_id": wid, **failure} for wid, f in facts.items() for failure in f["failures"]
-    ]
-    return {
-        "in_flight_at_switch": per_switch,
-        "sagas_across": len(sagas),
-        "still_running": len(running),
-        "histories_read": len(sample),
-        "ran_on": dict(ran_on),
-        "crossed_versions": len(crossed),
-        "crossed_examples": crossed[:5],
-        "workflow_task_failures": len(failures),
-        "nondeterminism": sum(1 for f in failures if "NON_DETERMINISTIC" in f["cause"]),
-        "failure_examples": failures[:5],
-    }
-
-
-def _task_facts(events: Any) -> dict[str, Any]:
-    """Versions of the workers that completed a saga's workflow tasks, and its failed tasks."""
-    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
-
-    versions: set[int] = set()
-    failures: list[dict[str, Any]] = []
-    for event in events:
-        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
-            v = version_of(event.workflow_task_completed_event_attributes.identity)
-            if v is not None:
-                versions.add(v)
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-            attrs = event.workflow_task_failed_event_attributes
-            failures.append(
-                {
-                    "cause": WorkflowTaskFailedCause.Name(attrs.cause),
-                    "message": attrs.failure.message[:300],
-                    "identity": attrs.identity,
-                }
-            )
-    return {"versions": versions, "failures": failures}
-
-
-_RUNNING = "WorkflowType='OrderSaga' AND ExecutionStatus='Running'"
-
-
-async def _client(endpoints: Endpoints) -> Any:
-    from temporalio.client import Client
-
-    return await asyncio.wait_for(
-        Client.connect(endpoints.temporal_address, namespace=endpoints.temporal_namespace), 5
-    )
-
-
-async def _count(endpoints: Endpoints, query: str) -> int:
-    client = await _client(endpoints)
-    return int((await client.count_workflows(query)).count)
-
-
-async def _pollers(endpoints: Endpoints) -> list[dict[str, Any]]:
-    from temporalio.api.enums.v1 import TaskQueueType
-    from temporalio.api.taskqueue.v1 import TaskQueue
-    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
-
-    client = await _client(endpoints)
-    queue = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=endpoints.temporal_namespace,
-            task_queue=TaskQueue(name=endpoints.task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    now = time.time()
-    out = []
-    for p in queue.pollers:
-        seen = p.last_access_time.ToDatetime(tzinfo=UTC).timestamp()
-        out.append(
-            {
-                "identity": p.identity,
-                "version": version_of(p.identity),
-                "last_access": round(seen, 3),
-                "recent": now - seen < 60,
-            }
-        )
-    return out
-
-
-def _safe_pollers(endpoints: Endpoints) -> list[dict[str, Any]]:
-    try:
-        return _run(_pollers(endpoints))
-    except Exception as exc:  # Temporal unreachable: no pollers seen
-        return [{"identity": "", "version": None, "error": f"{type(exc).__name__}: {exc}"}]
-
-
-def _iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _run(coro: Any) -> Any:
-    return asyncio.run(coro)

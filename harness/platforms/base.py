@@ -111,10 +111,10 @@ class PauseEvidence:
         return asdict(self)
 
 
-# The network faults, by the name a NetFault carries; with "pause", the optional primitives
-# a platform may not support (`Platform.unsupported`).
+# The network faults, by the name a NetFault carries; with "pause" and "side_by_side" (the
+# `SideBySide` deploy), the optional primitives a platform may not support (`Platform.unsupported`).
 NETWORK_FAULTS = ("partition", "reply_loss")
-FAULT_PRIMITIVES = ("pause", *NETWORK_FAULTS)
+FAULT_PRIMITIVES = ("pause", *NETWORK_FAULTS, "side_by_side")
 
 
 @dataclass(frozen=True)
@@ -287,3 +287,29 @@ class Deploy(Protocol):
 
     def deployed_env(self, service: str) -> dict[str, str]:
         """What the deploys so far added to `service`'s environment ({} when none)."""
+
+
+@runtime_checkable
+class SideBySide(Protocol):
+    """Optional: a blue/green deploy. New replicas run next to the old ones until nothing needs
+    the old ones any more (with Worker Deployment Versioning, until the sagas PINNED to the old
+    version have finished), then the old ones go and the service is back to its size."""
+
+    def add_replicas(
+        self, service: str, env: dict[str, str], wait_s: float = 120.0
+    ) -> list[DeployEvidence]:
+        """Start as many new replicas of `service` as it has, each with `env` added to its
+        environment, next to the running ones; wait until each is ready (its evidence says
+        when, or that it was not within `wait_s`). `old_uid` is empty: nothing was replaced."""
+
+    def retire_replicas(
+        self, service: str, env: dict[str, str], wait_s: float = 120.0
+    ) -> list[DeployEvidence]:
+        """End the side-by-side deploy: `service` back at the size it had before
+        `add_replicas`, every replica running `env` (the added side's to finish the deploy, the
+        old side's to abandon it), which stays the service's setting as after `Deploy.deploy`.
+        Returns the replicas replaced on the way (none when nothing was in progress)."""
+
+    def side_by_side(self, service: str) -> dict[str, Any] | None:
+        """The side-by-side deploy of `service` in progress (`{"size": replicas before it,
+        "env": what the added replicas run}`), or None."""

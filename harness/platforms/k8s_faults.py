@@ -160,6 +160,12 @@ class KubernetesFaults:
             return None
         if fault == "reply_loss":
             return self._chaos_mesh_problem()
+        if fault == "side_by_side":
+            return (
+                "a blue/green deploy of versioned workers is the Temporal Worker Controller's job "
+                "on Kubernetes (it runs one Deployment per version and retires drained ones); "
+                "run this experiment on the local platform, or rolling-deploy here"
+            )
         return f"unknown fault primitive {fault!r}; one of: {', '.join(FAULT_PRIMITIVES)}"
 
     def _chaos_mesh_problem(self) -> str | None:

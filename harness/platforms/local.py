@@ -101,8 +101,8 @@ def clean_stale_stack() -> str | None:
 
 def local_unsupported(fault: str) -> str | None:
     """Why the fault primitive `fault` cannot run on the local platform here, or None."""
-    if fault == "pause":
-        return None  # signals to our own children
+    if fault in ("pause", "side_by_side"):
+        return None  # signals to our own children; more supervised programs
     if fault in NETWORK_FAULTS:
         return nft_unsupported()
     return f"unknown fault primitive {fault!r}; one of: {', '.join(FAULT_PRIMITIVES)}"
@@ -448,6 +448,7 @@ class LocalPlatform:
             raise PlatformError(f"replicas must be between 0 and {MAX_REPLICAS}, got {replicas}")
         before = self.replicas.get(service, 1)
         self.replicas[service] = replicas
+        self._forget_replicas(f"{service}_{n:02d}" for n in range(replicas, before))
         self._write_conf()
         rpc = self._rpc()
         rpc.supervisor.reloadConfig()
@@ -481,13 +482,21 @@ class LocalPlatform:
         names = [r.name for r in self._replicas_of(service)]
         if not names:
             raise PlatformError(f"no replica of {service!r} to deploy to")
+        return self._roll(service, names, env, wait_s)
+
+    def _roll(
+        self, service: str, names: list[str], env: dict[str, str], wait_s: float
+    ) -> list[DeployEvidence]:
+        """`env` becomes the service's; each of `names` that does not run it yet is replaced in
+        turn (a replica never replaced runs what the service had)."""
         deploys = read_deploys(self.platform_dir)
-        target = {**deploys["services"].get(service, {}), **env}
+        previous = deploys["services"].get(service, {})
+        target = {**previous, **env}
         deploys["services"][service] = target
         write_deploys(self.platform_dir, deploys)
         done: list[DeployEvidence] = []
         for name in names:
-            running = deploys["replicas"].get(name, {})
+            running = deploys["replicas"].get(name, previous)
             if all(running.get(k) == v for k, v in env.items()):
                 continue
             evidence = self._replace_replica(service, name, target, wait_s)
@@ -516,21 +525,111 @@ class LocalPlatform:
         stopped_at = time.time()
         rpc.supervisor.removeProcessGroup(name)
         rpc.supervisor.addProcessGroup(name)  # autostart: the replacement starts now
+        return self._await_replica(
+            service, name, old_uid, env, stopped_at, wait_s, stop_took_s=round(stopped_at - t0, 3)
+        )
+
+    def _await_replica(
+        self,
+        service: str,
+        name: str,
+        old_uid: str,
+        env: dict[str, str],
+        since: float,
+        wait_s: float,
+        **extra: Any,
+    ) -> DeployEvidence:
+        """The evidence of replica `name` coming back as a new, ready incarnation within
+        `wait_s`, or of it not doing so."""
         deadline = time.monotonic() + wait_s
         current: ReplicaStatus | None = None
         while time.monotonic() < deadline:
             current = next((r for r in self._replicas_of(service) if r.name == name), None)
             if current and current.uid and current.uid != old_uid and current.ready:
                 return DeployEvidence(
-                    name, old_uid, current.uid, dict(env), stopped_at, time.time(),
-                    extra={"stop_took_s": round(stopped_at - t0, 3), "pid": current.pid},
+                    name, old_uid, current.uid, dict(env), since, time.time(),
+                    extra={**extra, "pid": current.pid},
                 )  # fmt: skip
             time.sleep(0.2)
         new_uid = current.uid if current and current.uid and current.uid != old_uid else None
         return DeployEvidence(
-            name, old_uid, new_uid, dict(env), stopped_at, None,
-            extra={"came_back_ready": False, "state": current.state if current else "GONE"},
+            name, old_uid, new_uid, dict(env), since, None,
+            extra={**extra, "came_back_ready": False, "state": current.state if current else "GONE"},
         )  # fmt: skip
+
+    # -- blue/green deploys (SideBySide) ----------------------------------------------------
+
+    def add_replicas(
+        self, service: str, env: dict[str, str], wait_s: float = 120.0
+    ) -> list[DeployEvidence]:
+        """As many new programs as `service` has, numbered after them, each with `env` added
+        to its environment (`platform/deploy.json`, as `deploy` records a replaced replica, and
+        the deploy in progress under `side_by_side`), added to supervisord and waited for until
+        ready; the old ones keep running."""
+        if service in ("redis", "temporal") or service not in SERVICES:
+            raise PlatformError(f"{service!r} cannot be deployed on the local platform")
+        if self.side_by_side(service):
+            raise PlatformError(
+                f"a side-by-side deploy of {service!r} is in progress; retire one side first"
+            )
+        before = self.replicas.get(service, 1)
+        if not before or 2 * before > MAX_REPLICAS:
+            raise PlatformError(
+                f"{service!r} has {before} replicas; a side-by-side deploy needs 1 to "
+                f"{MAX_REPLICAS // 2} (it runs twice as many for a while)"
+            )
+        env = {str(k): str(v) for k, v in env.items()}
+        deploys = read_deploys(self.platform_dir)
+        new_env = {**deploys["services"].get(service, {}), **env}
+        added = [f"{service}_{n:02d}" for n in range(before, 2 * before)]
+        for name in added:
+            deploys["replicas"][name] = new_env
+        deploys["side_by_side"][service] = {"size": before, "env": env}
+        write_deploys(self.platform_dir, deploys)
+        self.replicas[service] = 2 * before
+        self._write_conf()
+        rpc = self._rpc()
+        rpc.supervisor.reloadConfig()
+        started_at = time.time()
+        for name in added:
+            rpc.supervisor.addProcessGroup(name)  # autostart
+        self._save_state()
+        return [
+            self._await_replica(service, name, "", new_env, started_at, wait_s) for name in added
+        ]
+
+    def retire_replicas(
+        self, service: str, env: dict[str, str], wait_s: float = 120.0
+    ) -> list[DeployEvidence]:
+        """Replicas are numbered from 0, so when the new side runs `env`, the old one (the low
+        numbers) cannot simply go: each old replica, idle by now, is replaced in place by one
+        running `env` (as `deploy` does), then the added ones are scaled away (SIGTERM: each
+        finishes the workflow tasks it holds; its sagas go on on the others, which run the
+        same code). When the old side runs `env` (the deploy is abandoned), the added ones just
+        go. Returns the replicas replaced in place."""
+        pending = self.side_by_side(service)
+        if not pending:
+            return []
+        size = int(pending["size"])
+        keep = [f"{service}_{n:02d}" for n in range(size)]
+        replaced = self._roll(service, keep, env, wait_s)
+        if all(e.landed for e in replaced):
+            self.scale(service, size, wait_s)
+            deploys = read_deploys(self.platform_dir)
+            deploys["side_by_side"].pop(service, None)
+            write_deploys(self.platform_dir, deploys)
+        return replaced
+
+    def side_by_side(self, service: str) -> dict[str, Any] | None:
+        """The side-by-side deploy of `service` in progress (`{"size": replicas before it,
+        "env": what the added replicas run}`), or None."""
+        return read_deploys(self.platform_dir)["side_by_side"].get(service)
+
+    def _forget_replicas(self, names: Any) -> None:
+        deploys = read_deploys(self.platform_dir)
+        for name in names:
+            deploys["replicas"].pop(name, None)
+        write_deploys(self.platform_dir, deploys)
 
     def redis(self, *command: str) -> Any:
         client = redis.Redis.from_url(

@@ -12,6 +12,7 @@ import shutil
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from harness.errors import MissingBinaryError
 from harness.settings import LocalOptions, LocalPorts
@@ -237,10 +238,12 @@ def render_supervisord_conf(
 DEPLOY_FILE = "deploy.json"  # in the platform folder: survives `attach` from another process
 
 
-def read_deploys(platform_dir: Path) -> dict[str, dict[str, dict[str, str]]]:
-    """What deploys set: `{"services": {service: env}, "replicas": {program: env}}`: the
-    environment a deploy gave a service (what its replicas started later run) and the one each
-    replica it replaced runs (a replica not replaced yet runs what it was started with)."""
+def read_deploys(platform_dir: Path) -> dict[str, dict[str, Any]]:
+    """What deploys set: `{"services": {service: env}, "replicas": {program: env},
+    "side_by_side": {service: {"size": n, "env": env}}}`: the environment a deploy gave a
+    service (what its replicas started later run), the one each replica it replaced or added
+    runs (a replica not replaced yet runs what it was started with), and the side-by-side
+    deploys in progress."""
     import json
 
     try:
@@ -250,10 +253,11 @@ def read_deploys(platform_dir: Path) -> dict[str, dict[str, dict[str, str]]]:
     return {
         "services": dict(data.get("services") or {}),
         "replicas": dict(data.get("replicas") or {}),
+        "side_by_side": dict(data.get("side_by_side") or {}),
     }
 
 
-def write_deploys(platform_dir: Path, deploys: dict[str, dict[str, dict[str, str]]]) -> None:
+def write_deploys(platform_dir: Path, deploys: dict[str, dict[str, Any]]) -> None:
     path = platform_dir / DEPLOY_FILE
     tmp = path.with_name(f".{DEPLOY_FILE}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(deploys, indent=2, sort_keys=True))

@@ -8,6 +8,9 @@ serves /healthz, /readyz and /version on SAGAQUAKE_HEALTH_PORT.
 SAGAQUAKE_SAGA_VERSION says which version of the saga it runs (docs/system.md): the patches of
 that version are the ones it activates for new decisions, and its Temporal identity
 (`<pid>@<host> saga-v<version>`, recorded in every workflow task it completes) says so.
+With SAGAQUAKE_WORKER_DEPLOYMENT set it is also a versioned worker of that Temporal Worker
+Deployment, as its version `saga-v<version>` (`build_id`), and the sagas it starts are PINNED to it:
+they run to the end on that version's workers, whatever the deployment's current version becomes.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import PatchActivationInput, Worker
+from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
+from temporalio.worker import PatchActivationInput, Worker, WorkerDeploymentConfig
 
 from system_under_test.config import Settings, settings
 from system_under_test.logs import setup_logging
@@ -34,7 +38,15 @@ from system_under_test.saga.workflows import OrderSaga, patches_for
 from system_under_test.serving import health_app, redis_ready, serve_async
 from system_under_test.streams import EventAppender, connect
 
-__all__ = ["connect_temporal", "identity", "main", "run_worker", "version_info"]
+__all__ = [
+    "build_id",
+    "connect_temporal",
+    "deployment_config",
+    "identity",
+    "main",
+    "run_worker",
+    "version_info",
+]
 
 log = logging.getLogger("saga-worker")
 
@@ -58,13 +70,32 @@ def identity(cfg: Settings) -> str:
     return f"{os.getpid()}@{socket.gethostname()} saga-v{cfg.saga_version}"
 
 
+def build_id(cfg: Settings) -> str:
+    """The Worker Deployment Version's build id of this worker: its saga version."""
+    return f"saga-v{cfg.saga_version}"
+
+
+def deployment_config(cfg: Settings) -> WorkerDeploymentConfig | None:
+    """Versioned (PINNED by default) when SAGAQUAKE_WORKER_DEPLOYMENT names a deployment."""
+    if not cfg.worker_deployment:
+        return None
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(cfg.worker_deployment, build_id(cfg)),
+        use_worker_versioning=True,
+        default_versioning_behavior=VersioningBehavior.PINNED,
+    )
+
+
 def version_info(cfg: Settings) -> dict[str, Any]:
-    """What GET /version answers: the saga version this process runs and its patches."""
+    """What GET /version answers: the saga version this process runs, its patches and, when
+    versioned, its Worker Deployment Version."""
     return {
         "saga_version": cfg.saga_version,
         "patches": sorted(patches_for(cfg.saga_version)),
         "identity": identity(cfg),
         "pid": os.getpid(),
+        "deployment": cfg.worker_deployment or None,
+        "build_id": build_id(cfg) if cfg.worker_deployment else None,
     }
 
 
@@ -112,6 +143,7 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
             graceful_shutdown_timeout=timedelta(seconds=5),
             identity=identity(cfg),
             patch_activation_callback=activate,
+            deployment_config=deployment_config(cfg),
         )
         async with worker:
             running.set()

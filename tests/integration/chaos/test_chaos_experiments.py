@@ -196,6 +196,7 @@ CASES: dict[str, tuple[dict[str, Any], str, str, Callable[[dict, dict], None]]] 
 ELSEWHERE = {
     "rolling-deploy": "tests/integration/chaos/test_deploy.py",
     "reprocess-under-chaos": "tests/integration/chaos/test_reprocess_chaos.py",
+    "versioned-deploy": "tests/integration/chaos/test_versioned_deploy.py",
 }
 
 

@@ -11,9 +11,10 @@ import time
 import httpx
 import pytest
 
-from harness.chaos.deploy import VERSION_ENV, version_of
+from harness.chaos.deploy import VERSION_ENV
 from harness.chaos.faults import read_faults
 from harness.chaos.runner import run_experiment_file
+from harness.chaos.saga_workers import version_of
 from tests.integration.chaos.load import BackgroundLoad, check_orders
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]

@@ -48,15 +48,24 @@ EXPECTED = [
     "temporal-outage",
     "temporal-partition",
     "temporal-restart",
+    "versioned-deploy",
 ]
 ACTION_MODULES = (
     "harness.chaos.actions",
     "harness.chaos.ambiguous",
+    "harness.chaos.blue_green",
     "harness.chaos.deploy",
     "harness.chaos.midrequest",
     "harness.chaos.reprocess",
 )
 CHAOS = Path(sys.executable).parent / "chaos"
+# a frozen process, a network rule, workers beside workers: the rollbacks that undo each
+UNDO = {
+    "pause": {"resume_services", "heal_network"},
+    "partition": {"heal_network"},
+    "reply_loss": {"heal_network"},
+    "side_by_side": {"roll_back_versioned_deploy"},
+}
 
 
 def test_every_mission_and_incident_experiment_is_there() -> None:
@@ -108,8 +117,8 @@ def test_every_experiment_keeps_the_house_rules(name: str) -> None:
     assert actions and all(a["provider"]["module"] in ACTION_MODULES for a in actions)
     rollbacks = {r["provider"]["func"] for r in experiment["rollbacks"]}
     assert "ensure_stack_ready" in rollbacks, "the last safety net: every service up and ready"
-    if primitives_needed(experiment):  # a frozen process or a network rule has its own undo
-        assert rollbacks & {"resume_services", "heal_network"}, rollbacks
+    for primitive in primitives_needed(experiment):  # each kind of fault has its own undo
+        assert rollbacks & UNDO[primitive], (primitive, rollbacks)
 
 
 def write(tmp_path: Path, experiment: dict, name: str = "broken.yaml") -> Path:

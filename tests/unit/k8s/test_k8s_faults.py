@@ -15,7 +15,7 @@ from k8s_fakes import STACK, FakeCluster, fake_clients, permissions
 from k8s_fault_fakes import chaos_role
 
 from harness.errors import ConfigError, PlatformError
-from harness.platforms.base import NetFault, Partition, Pause, ReplyLoss
+from harness.platforms.base import NetFault, Partition, Pause, ReplyLoss, SideBySide
 from harness.platforms.k8s_checks import ALWAYS_GRANTED
 from harness.platforms.k8s_fault_specs import PAUSE_COMMAND, RESUME_COMMAND, network_policy
 from harness.platforms.kubernetes import KubernetesPlatform
@@ -61,8 +61,15 @@ def test_the_platform_offers_the_three_optional_primitives(tmp_path: Path) -> No
     assert isinstance(platform, Pause | Partition | ReplyLoss)
     assert all(isinstance(platform, p) for p in (Pause, Partition, ReplyLoss))
     assert platform.unsupported("flood") == (
-        "unknown fault primitive 'flood'; one of: pause, partition, reply_loss"
+        "unknown fault primitive 'flood'; one of: pause, partition, reply_loss, side_by_side"
     )
+
+
+def test_a_blue_green_deploy_is_left_to_the_temporal_worker_controller(tmp_path: Path) -> None:
+    platform, _ = make(tmp_path)
+    assert not isinstance(platform, SideBySide)
+    why = platform.unsupported("side_by_side")
+    assert why and "Temporal Worker Controller" in why
 
 
 # -- partition ---------------------------------------------------------------------------------
