@@ -66,9 +66,7 @@ class Settings:
     saga_version: int = field(default_factory=lambda: int(_env("SAGAQUAKE_SAGA_VERSION", "1")))
     # Worker Deployment Versioning (docs/system.md): the Temporal Worker Deployment this worker
     # belongs to, as version `saga-v<saga_version>` with PINNED sagas; empty = unversioned.
-    worker_deployment: str = field(
-        default_factory=lambda: _env("SAGAQUAKE_WORKER_DEPLOYMENT", "")
-    )
+    worker_deployment: str = field(default_factory=lambda: _env("SAGAQUAKE_WORKER_DEPLOYMENT", ""))
     # Version 2's fraud check cancels an order whose amount reaches this many cents.
     fraud_limit_cents: int = field(
         default_factory=lambda: int(_env("SAGAQUAKE_FRAUD_LIMIT_CENTS", "1000000"))
