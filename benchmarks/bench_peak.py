@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks import common
 from benchmarks.common import Bench, console, headline, print_table
 from harness.load.profiles import load_profile
-from harness.run.gate import Threshold
+from harness.run.gate import Threshold, read_gate
 from harness.run.orchestrator import run_suite
 from harness.run.suite import ScheduledExperiment, Suite, load_suite
 from harness.runs import new_run_dir
@@ -187,8 +187,9 @@ def run_trial(suite: Suite, runs_root: Path, bench: Bench) -> dict[str, Any]:
         if (run_dir / "verdict.json").exists()
         else {}
     )
-    thresholds = {t["name"]: t for t in verdict.get("thresholds", [])}
-    failed = [t for t in verdict.get("thresholds", []) if not t.get("ok")]
+    gate = read_gate(run_dir)
+    thresholds = {t["name"]: t for t in (gate.thresholds if gate else [])}
+    failed = gate.failed_thresholds if gate else []
     violations = {
         inv["name"]: inv.get("counts", {}).get("violations")
         for inv in verdict.get("invariants", [])

@@ -13,7 +13,7 @@ import orjson
 from harness.errors import ConfigError
 from harness.settings import reports_root
 
-__all__ = ["new_run_dir", "read_run_json", "update_run_json"]
+__all__ = ["new_run_dir", "read_json", "read_run_json", "update_run_json", "write_json"]
 
 
 def new_run_dir(label: str, root: Path | None = None) -> Path:
@@ -46,18 +46,29 @@ def new_run_dir(label: str, root: Path | None = None) -> Path:
     return run_dir
 
 
-def read_run_json(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
+def write_json(path: Path, data: Any) -> Path:
+    """Write one JSON file of the run folder atomically: a reader (or a crash) never sees half
+    of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """One JSON object of the run folder, or None when it is missing."""
     if not path.exists():
-        return {}
+        return None
     return dict(json.loads(path.read_text()))
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    return read_json(run_dir / "run.json") or {}
 
 
 def update_run_json(run_dir: Path, **values: Any) -> dict[str, Any]:
     """Merge values into run.json (written atomically, so a crash never leaves half a file)."""
     data = read_run_json(run_dir)
     data.update(values)
-    tmp = run_dir / "run.json.tmp"
-    tmp.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
-    tmp.replace(run_dir / "run.json")
+    write_json(run_dir / "run.json", data)
     return data

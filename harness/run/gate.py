@@ -1,21 +1,45 @@
-"""The gate: a suite's thresholds (k6 style, `metric: "< 30"`) checked against a run's metrics.
+"""The gate: a suite's thresholds (k6 style, `metric: "< 30"`) checked against a run's metrics,
+and the run's result, `gate.json`.
 
 Metrics come from the verdict (violations per invariant, time to terminal, recovery) and the
 client ledger (availability, achieved rate). A metric that could not be measured fails its
 threshold: a gate never passes on missing data.
+
+Why a file of its own: `verdict.json` is the verifier's alone (the same whether `sagaquake
+verify` or `sagaquake run` wrote it); what the run adds (the suite's thresholds, experiments that
+did not complete, an interrupted run) is the gate's, and its exit code is `gate.json`'s.
 """
 
 from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.runs import read_json, write_json
+from harness.verify.verdict import EXIT_CODES
 
-__all__ = ["METRICS", "Threshold", "ThresholdResult", "evaluate", "metrics_from", "parse_threshold"]
+__all__ = [
+    "GATE_FILE",
+    "METRICS",
+    "GateResult",
+    "Threshold",
+    "ThresholdResult",
+    "decide",
+    "evaluate",
+    "metrics_from",
+    "parse_threshold",
+    "read_gate",
+    "write_gate",
+]
+
+GATE_FILE = "gate.json"
+_STATUS = {0: "pass", 1: "fail", 2: "unknown"}
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
@@ -137,3 +161,70 @@ def evaluate(
         ok = value is not None and _OPS[t.op](value, t.limit)
         results.append(ThresholdResult(t, value, ok))
     return results
+
+
+@dataclass
+class GateResult:
+    """gate.json (docs/run-folder.md): what `sagaquake run` decided of a run."""
+
+    status: str  # pass | fail | unknown
+    exit_code: int  # 0 | 1 | 2
+    verdict: str  # the verifier's status (verdict.json), pass | fail | unknown
+    thresholds: list[dict[str, Any]] = field(default_factory=list)
+    failed_experiments: list[str] = field(default_factory=list)
+    incomplete: bool = False
+    problem: str | None = None
+    suite: str = ""
+    decided_at: float = 0.0
+
+    @property
+    def failed_thresholds(self) -> list[dict[str, Any]]:
+        return [t for t in self.thresholds if not t.get("ok")]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def decide(
+    verdict_status: str,
+    results: Sequence[ThresholdResult],
+    failed_experiments: Sequence[str] = (),
+    incomplete: bool = False,
+    problem: str | None = None,
+    suite: str = "",
+) -> GateResult:
+    """The gate: the verdict's own answer, made a failure by a missed threshold or an
+    experiment that did not complete, and unknown when the run was incomplete (an incomplete
+    run proves nothing, but a violation found in it is still a failure)."""
+    code = EXIT_CODES[verdict_status]  # what `sagaquake verify` exits with
+    if code == 0 and (any(not r.ok for r in results) or failed_experiments):
+        code = 1
+    if code == 0 and incomplete:
+        code = 2
+    return GateResult(
+        status=_STATUS[code],
+        exit_code=code,
+        verdict=verdict_status,
+        thresholds=[r.as_dict() for r in results],
+        failed_experiments=list(failed_experiments),
+        incomplete=incomplete,
+        problem=problem,
+        suite=suite,
+        decided_at=time.time(),
+    )
+
+
+def write_gate(run_dir: Path, gate: GateResult) -> Path:
+    return write_json(Path(run_dir) / GATE_FILE, gate.to_dict())
+
+
+def read_gate(run_dir: Path) -> GateResult | None:
+    """The run's gate.json, or None when no gate was decided (a run folder `sagaquake verify`
+    alone checked)."""
+    data = read_json(Path(run_dir) / GATE_FILE)
+    return GateResult.from_dict(data) if data is not None else None

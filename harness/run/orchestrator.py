@@ -29,7 +29,7 @@ from harness.load.runner import LoadProgress, LoadResult, load_summary, plan_loa
 from harness.platforms.base import Platform
 from harness.platforms.local import local_unsupported
 from harness.run.drain import count_sagas, drain
-from harness.run.gate import ThresholdResult, evaluate, metrics_from
+from harness.run.gate import ThresholdResult, decide, evaluate, metrics_from, write_gate
 from harness.run.progress import Progress, RunState
 from harness.run.suite import Suite
 from harness.run.watch import LiveWatch
@@ -436,19 +436,17 @@ def _judge(
     incomplete: bool,
     problem: str | None,
 ) -> RunOutcome:
-    """Verify the snapshot, apply the suite's thresholds, write verdict and report; the exit code."""
+    """Verify the snapshot (verdict.json, the verifier's alone), decide the gate with the
+    suite's thresholds (gate.json), render the report; the exit code is the gate's."""
     from harness.report import render_report
-    from harness.verify import exit_code, render_summary, verify_run, write_verdict
+    from harness.verify import render_summary, verify_run, write_verdict
 
     verdict = verify_run(run_dir)
-    verdict.incomplete = incomplete
+    write_verdict(run_dir, verdict)
     summary = load_summary(run_dir)
     results = evaluate(suite.thresholds, metrics_from(verdict.to_dict(), summary.as_dict()))
-    verdict.thresholds = [r.as_dict() for r in results]
-    verdict.notes += [f"experiment {name} did not complete cleanly" for name in failed_experiments]
-    if problem:
-        verdict.notes.append(f"run incomplete: {problem}")
-    write_verdict(run_dir, verdict)
+    gate = decide(verdict.status, results, failed_experiments, incomplete, problem, suite.name)
+    write_gate(run_dir, gate)
     try:
         paths = render_report(run_dir)
         report_line = f"report: [bold]{paths.html}[/]"
@@ -460,19 +458,15 @@ def _judge(
         console.print(f"[red]threshold failed:[/] {r.threshold.spec} (measured {_fmt(r.value)})")
     for name in failed_experiments:
         console.print(f"[red]experiment failed:[/] {name} (see chaos/{name}.journal.json)")
+    if problem:
+        console.print(f"[yellow]run incomplete:[/] {problem}")
     console.print(report_line)
-    code = exit_code(verdict)
-    if code == 0 and (failed_thresholds or failed_experiments):
-        code = 1
-    if code == 0 and incomplete:
-        code = 2  # an incomplete run proves nothing
-    verdict_word = {0: "[bold green]PASS[/]", 1: "[bold red]FAIL[/]", 2: "[bold yellow]UNKNOWN[/]"}[
-        code
-    ]
-    console.print(f"gate: {verdict_word}  ({run_dir})")
+    word = {"pass": "[bold green]PASS[/]", "fail": "[bold red]FAIL[/]"}
+    console.print(f"gate: {word.get(gate.status, '[bold yellow]UNKNOWN[/]')}  ({run_dir})")
     return RunOutcome(
-        run_dir, code, verdict.ok, failed_thresholds, failed_experiments, incomplete, problem
-    )
+        run_dir, gate.exit_code, verdict.ok, failed_thresholds, failed_experiments, incomplete,
+        problem,
+    )  # fmt: skip
 
 
 def _fmt(value: float | None) -> str:

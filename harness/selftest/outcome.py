@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.run.gate import GATE_FILE
+
 __all__ = ["OUTCOMES", "CaseResult", "judge", "what_failed"]
 
 # outcome → (counts as a success of the self-test, one-word label)
@@ -81,7 +83,7 @@ def what_failed(run_dir: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
         if status != "completed" or data.get("deviated"):
             word = "deviated" if data.get("deviated") else status
             failed.append(f"experiment {journal.name.removesuffix('.journal.json')} {word}")
-    for t in verdict.get("thresholds") or []:
+    for t in _read(run_dir / GATE_FILE).get("thresholds") or []:
         if not t.get("ok"):
             failed.append(f"threshold {t.get('spec', t.get('name'))} (measured {t.get('value')})")
     if run.get("problem"):

@@ -45,7 +45,9 @@ def test_a_charge_key_per_attempt_fails_the_gate_on_lost_replies(tmp_path: Path)
     keys = {p["fields"]["idempotency_key"] for p in captures}
     assert len(keys) == len(captures), "each capture came from an attempt with its own key"
     assert all(p["fields"]["order_id"] == example["order_id"] for p in captures)
-    double = next(t for t in verdict["thresholds"] if t["name"] == "double_charges")
+    gate = json.loads((run_dir / "gate.json").read_text())
+    assert gate["status"] == "fail" and gate["verdict"] == "fail"
+    double = next(t for t in gate["thresholds"] if t["name"] == "double_charges")
     assert double["ok"] is False and double["value"] >= 1
     windows = [json.loads(line) for line in (run_dir / "history" / "faults.jsonl").open()]
     lost = next(w for w in windows if w["action"] == "lose_replies")

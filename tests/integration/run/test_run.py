@@ -58,6 +58,7 @@ def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> 
     for name in (
         "report.html",
         "verdict.json",
+        "gate.json",
         "summary.md",
         "junit.xml",
         "run.json",
@@ -71,7 +72,10 @@ def test_the_smoke_suite_passes_the_gate_and_writes_every_artefact(tmp_path) -> 
     ):
         assert (run_dir / name).exists(), name
     verdict = json.loads((run_dir / "verdict.json").read_text())
-    assert verdict["ok"] is True and all(t["ok"] for t in verdict["thresholds"])
+    gate = json.loads((run_dir / "gate.json").read_text())
+    assert verdict["ok"] is True and gate["status"] == "pass" and gate["verdict"] == "pass"
+    assert gate["thresholds"] and all(t["ok"] for t in gate["thresholds"])
+    assert "thresholds" not in verdict or verdict["thresholds"] == []  # the verifier's own only
     faults = [
         json.loads(line) for line in (run_dir / "history" / "faults.jsonl").read_text().splitlines()
     ]

@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.run.gate import evaluate, metrics_from, parse_threshold
+from harness.run.gate import (
+    GateResult,
+    decide,
+    evaluate,
+    metrics_from,
+    parse_threshold,
+    read_gate,
+    write_gate,
+)
 from harness.run.suite import load_suite
 
 pytestmark = pytest.mark.unit
@@ -145,3 +153,41 @@ def test_a_fault_never_recovered_from_fails_any_recovery_limit() -> None:
         [parse_threshold("recovery_time_s", "< 600", "t")], metrics_from(verdict, LOAD)
     )
     assert not result.ok and result.value == float("inf")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "thresholds_ok", "failed_experiments", "incomplete", "status"),
+    [
+        ("pass", True, [], False, "pass"),
+        ("pass", False, [], False, "fail"),  # a missed threshold fails a proven run
+        ("pass", True, ["payment-hang"], False, "fail"),  # so does an experiment that broke
+        ("pass", True, [], True, "unknown"),  # an interrupted run proves nothing
+        ("fail", True, [], True, "fail"),  # but a violation found in it is still a failure
+        ("unknown", True, [], False, "unknown"),
+        ("unknown", False, [], False, "unknown"),  # not proven stays unknown, not fail
+    ],
+)
+def test_the_gate_decides_from_the_verdict_thresholds_experiments_and_completeness(
+    verdict: str, thresholds_ok: bool, failed_experiments: list[str], incomplete: bool, status: str
+) -> None:
+    results = evaluate(
+        [parse_threshold("lost_orders", "== 0", "t")],
+        {"lost_orders": 0.0 if thresholds_ok else 1.0},
+    )
+    gate = decide(verdict, results, failed_experiments, incomplete, suite="smoke")
+    assert gate.status == status
+    assert gate.exit_code == {"pass": 0, "fail": 1, "unknown": 2}[status]
+    assert gate.verdict == verdict and gate.suite == "smoke"
+    assert [t["ok"] for t in gate.thresholds] == [thresholds_ok]
+    assert len(gate.failed_thresholds) == (0 if thresholds_ok else 1)
+
+
+def test_gate_json_is_written_beside_the_verdict_and_read_back(tmp_path: Path) -> None:
+    assert read_gate(tmp_path) is None  # a run folder only `sagaquake verify` checked
+    results = evaluate([parse_threshold("availability", ">= 0.99", "t")], {"availability": None})
+    gate = decide("pass", results, ["redis-restart"], True, "load: boom", "default")
+    write_gate(tmp_path, gate)
+    back = read_gate(tmp_path)
+    assert back == gate and isinstance(back, GateResult)
+    assert back.thresholds[0]["value"] is None and back.problem == "load: boom"
+    assert [p.name for p in tmp_path.iterdir()] == ["gate.json"]  # no temporary file left

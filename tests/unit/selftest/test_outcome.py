@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.run.gate import GateResult, write_gate
 from harness.selftest.outcome import CaseResult, judge
 from harness.selftest.report import exit_code, score, write_json, write_junit
 
@@ -28,9 +29,9 @@ def run_dir(tmp_path: Path, failing: dict[str, int], *, incomplete: bool = False
     thresholds = [
         {"name": "availability", "spec": "availability >= 0.99", "ok": thresholds_ok, "value": 0.5}
     ]
-    (folder / "verdict.json").write_text(
-        json.dumps({"invariants": invariants, "thresholds": thresholds})
-    )
+    (folder / "verdict.json").write_text(json.dumps({"invariants": invariants}))
+    status = "pass" if thresholds_ok and not failing else "fail"
+    write_gate(folder, GateResult(status, int(status == "fail"), status, thresholds))
     (folder / "run.json").write_text(
         json.dumps({"incomplete": incomplete, "problem": "load: boom" if incomplete else None})
     )
