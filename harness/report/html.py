@@ -26,12 +26,14 @@ from harness.report.headline import (
 )
 from harness.report.journal import experiments, short_json
 from harness.report.markup import e, note, num, pill, table_html, temporal_link, utc, when
+from harness.report.placement import fmt_delay, placement
 from harness.report.resilience import Score, experiment_scores, fault_scores, recovery_budget
 from harness.report.sections import (
     environment_section,
     experiments_section,
     files_section,
     outcomes_section,
+    placement_section,
     ttt_section,
 )
 
@@ -109,6 +111,12 @@ def _tiles(data: RunData, scores: dict[str, Score]) -> str:
         limit = next((t for t in data.thresholds if "time_to_terminal" in str(t.get("name"))), None)
         cls = "bad" if limit and threshold_status(limit) == "fail" else ""
         tiles.append(_tile(e(f"{m['ttt_p99_s']:.3g} s"), "p99 time to terminal", cls))
+    placed = placement(data)
+    if placed is not None and placed.accepted:
+        cls = "good" if placed.met else "bad"
+        tiles.append(
+            _tile(e(fmt_delay(placed.p99_s, "not placed")), "p99 202 → placed, payment faults", cls)
+        )
     if m["faults"]:
         cls = "warn" if m["faults_landed"] < m["faults"] else ""
         tiles.append(_tile(e(f"{m['faults_landed']}/{m['faults']}"), "faults landed", cls))
@@ -317,6 +325,7 @@ def _timeline(data: RunData, scores: dict[int, Score]) -> str:
         + f'<p class="explain">Score: see <a href="#experiments">Experiments</a>; the recovery '
         f"budget is {budget:g} s.</p>"
     )
+    out.append(placement_section(data))
     return "".join(out)
 
 

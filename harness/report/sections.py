@@ -13,7 +13,15 @@ from harness.report import plots
 from harness.report.data import RunData
 from harness.report.evidence import evidence_headline
 from harness.report.journal import Experiment, Step, short_json
-from harness.report.markup import e, note, num, pill, table_html, utc, when
+from harness.report.markup import e, note, num, pill, table_html, temporal_link, utc, when
+from harness.report.placement import (
+    NOT_PLACED_LISTED,
+    TARGET_S,
+    Placement,
+    fmt_delay,
+    placement,
+    placement_per_fault,
+)
 from harness.report.resilience import AVAILABLE_FRACTION, Score
 
 __all__ = [
@@ -21,6 +29,7 @@ __all__ = [
     "experiments_section",
     "files_section",
     "outcomes_section",
+    "placement_section",
     "ttt_section",
 ]
 
@@ -32,6 +41,55 @@ OUTCOME_HELP = {
     "refused": "the client was refused (4xx/5xx) and nothing was written",
 }
 BAD_OUTCOMES = ("placed, never terminal", "accepted, never placed")
+
+
+def _placement_row(label: str, p: Placement) -> list[str]:
+    never = "not placed" if p.not_placed else "—"
+    return [
+        label,
+        num(p.accepted),
+        num(p.placed),
+        num(len(p.not_placed)),
+        e(fmt_delay(p.p50_s, never)),
+        e(fmt_delay(p.p99_s, never)),
+        e(fmt_delay(p.max_s, never)),
+    ]
+
+
+def placement_section(data: RunData) -> str:
+    """Time from 202 to OrderPlaced for orders accepted during a payment outage or hang."""
+    overall = placement(data)
+    if overall is None:
+        return ""
+    per_fault = placement_per_fault(data)
+    rows = [_placement_row(f"<b>{e(f.label)}</b> {e(f.action)}", p) for f, p in per_fault]
+    classes = ["" if p.met is not False else "fail" for _, p in per_fault]
+    if len(per_fault) > 1:
+        rows.append(_placement_row("<b>all</b>", overall))
+        classes.append("" if overall.met is not False else "fail")
+    out = [
+        '<h3>New orders during payment faults <span class="sub">time from the client\'s 202 '
+        f"to OrderPlaced, orders accepted in the window; target: p99 under {TARGET_S:g} s</span>"
+        "</h3>",
+        table_html(
+            ["fault", "accepted", "placed", "not placed", "p50", "p99", "max"],
+            rows,
+            numeric=range(1, 7),
+            row_classes=classes,
+            compact=True,
+        ),
+        '<p class="explain">A saga waiting for payment must not hold up the first step of new '
+        "orders. An order never placed counts above every placed one (a percentile that falls "
+        'on one reads "not placed"); one placed before its 202 arrived counts as 0 s.</p>',
+    ]
+    if overall.not_placed:
+        shown = ", ".join(temporal_link(data, o) for o in overall.not_placed[:NOT_PLACED_LISTED])
+        more = len(overall.not_placed) - NOT_PLACED_LISTED
+        tail = f" and {more:,} more" if more > 0 else ""
+        out.append(f'<p class="note">Accepted, never placed: {shown}{e(tail)}.</p>')
+    if overall.note:
+        out.append(note(overall.note))
+    return "".join(out)
 
 
 def ttt_section(data: RunData) -> str:

@@ -20,6 +20,14 @@ from harness.report.headline import (
     violations,
 )
 from harness.report.markup import temporal_ui
+from harness.report.placement import (
+    NOT_PLACED_LISTED,
+    TARGET_S,
+    Placement,
+    fmt_delay,
+    placement,
+    placement_per_fault,
+)
 from harness.report.plots import fmt_elapsed
 from harness.report.resilience import fault_scores
 
@@ -156,6 +164,54 @@ def _faults(data: RunData) -> list[str]:
     return ["### Faults", "", *_table(headers, rows)]
 
 
+def _placement_row(label: str, p: Placement) -> list[Any]:
+    never = "not placed" if p.not_placed else "—"
+    met = {True: "✅", False: "❌", None: "—"}[p.met]
+    return (
+        [label, p.accepted, p.placed, len(p.not_placed)]
+        + [fmt_delay(v, never) for v in (p.p50_s, p.p99_s, p.max_s)]
+        + [met]
+    )
+
+
+def _placement(data: RunData) -> list[str]:
+    overall = placement(data)
+    if overall is None:
+        return []
+    per_fault = placement_per_fault(data)
+    rows = [_placement_row(f"{f.label} {f.action}", p) for f, p in per_fault]
+    if len(per_fault) > 1:
+        rows.append(_placement_row("all", overall))
+    headers = [
+        "fault",
+        "accepted",
+        "placed",
+        "not placed",
+        "p50",
+        "p99",
+        "max",
+        f"p99 < {TARGET_S:g} s",
+    ]
+    lines = [
+        "### New orders during payment faults",
+        "",
+        "Time from the client's 202 to `OrderPlaced`, for orders accepted in a payment outage "
+        "or hang window.",
+        "",
+        *_table(headers, rows),
+    ]
+    if overall.not_placed:
+        shown = ", ".join(_order_link(data, o) for o in overall.not_placed[:NOT_PLACED_LISTED])
+        more = len(overall.not_placed) - NOT_PLACED_LISTED
+        lines += [
+            f"Accepted, never placed: {shown}" + (f" and {more:,} more" if more > 0 else ""),
+            "",
+        ]
+    if overall.note:
+        lines += [f"_{overall.note}_", ""]
+    return lines
+
+
 def render_summary(data: RunData) -> str:
     head = headline(data)
     run = data.run
@@ -180,7 +236,7 @@ def render_summary(data: RunData) -> str:
             "",
         ]
     lines += _invariants(data) + _thresholds(data) + _examples(data) + _metrics(data)
-    lines += _faults(data)
+    lines += _faults(data) + _placement(data)
     lines += [
         "Full report: `report.html` in the run folder (charts, experiments, environment).",
         "",
