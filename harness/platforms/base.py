@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "FAULT_PRIMITIVES",
+    "HTTP_SERVICES",
     "NETWORK_FAULTS",
     "SERVICES",
     "Deploy",
@@ -40,6 +41,9 @@ SERVICES = (
     "saga-worker",
     "projection",
 )
+# The services that answer HTTP (what held work reads from the sockets of; the others are
+# reached over Redis or Temporal).
+HTTP_SERVICES = ("order-service", "payment-service", "inventory-service", "notification-service")
 
 
 @dataclass(frozen=True)

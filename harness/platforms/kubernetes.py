@@ -40,6 +40,7 @@ import yaml
 
 from harness.errors import ConfigError, HarnessError, PlatformError, StackNotRunningError
 from harness.platforms.base import (
+    HTTP_SERVICES,
     SERVICES,
     Endpoints,
     KillEvidence,
@@ -92,9 +93,8 @@ from harness.platforms.k8s_pods import (
     settled,
 )
 
-__all__ = ["EXEC_RBAC", "HTTP_SERVICES", "WORKLOADS", "KubernetesPlatform", "pod_exec_from_env"]
+__all__ = ["EXEC_RBAC", "WORKLOADS", "KubernetesPlatform", "pod_exec_from_env"]
 
-HTTP_SERVICES = ("order-service", "payment-service", "inventory-service", "notification-service")
 # service → (workload kind, name); tests/unit/k8s checks it against the manifests.
 WORKLOADS: dict[str, tuple[str, str]] = {
     s: ("StatefulSet" if s == "redis" else "Deployment", s) for s in SERVICES
@@ -695,9 +695,6 @@ class KubernetesPlatform:
             return client.execute_command(*command)
         finally:
             client.close()
-
-    def http_services(self) -> tuple[str, ...]:
-        return HTTP_SERVICES
 
     # -- held work (base.HeldWork; k8s_held_work.py) ---------------------------------------------
 

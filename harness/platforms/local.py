@@ -31,6 +31,7 @@ from harness import keys
 from harness.errors import PlatformError, StackAlreadyRunningError, StackNotRunningError
 from harness.platforms.base import (
     FAULT_PRIMITIVES,
+    HTTP_SERVICES,
     NETWORK_FAULTS,
     SERVICES,
     DeployEvidence,
@@ -41,7 +42,6 @@ from harness.platforms.base import (
     ReplicaStatus,
 )
 from harness.platforms.local_config import (
-    HTTP_SERVICES,
     MAX_REPLICAS,
     PORT_FIELDS,
     find_binary,
@@ -649,9 +649,6 @@ class LocalPlatform:
                 shutil.copyfile(log, target)
             copied.append(target)
         return copied
-
-    def http_services(self) -> tuple[str, ...]:
-        return HTTP_SERVICES
 
     # -- ambiguous faults (Pause, Partition, ReplyLoss) ------------------------------------
 

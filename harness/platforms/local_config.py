@@ -19,7 +19,6 @@ from harness.settings import LocalOptions, LocalPorts
 
 __all__ = [
     "DEPLOY_FILE",
-    "HTTP_SERVICES",
     "Program",
     "find_binary",
     "program_for",
@@ -39,7 +38,6 @@ _PYTHON_SERVICES: dict[str, tuple[str, str | None, int]] = {
     "saga-worker": ("system_under_test.saga.worker", None, 40),
     "projection": ("system_under_test.projection", None, 50),
 }
-HTTP_SERVICES = tuple(s for s, (_, port, _) in _PYTHON_SERVICES.items() if port)
 # service → the field of LocalPorts it listens on (what a partition or a lost reply cuts)
 PORT_FIELDS = {"redis": "redis", "temporal": "temporal"} | {
     s: port for s, (_, port, _) in _PYTHON_SERVICES.items() if port

@@ -22,7 +22,7 @@ from kubernetes import client as k8s
 from harness.chaos import context, midrequest
 from harness.errors import ConfigError, PlatformError
 from harness.platforms import kubernetes as kubernetes_module
-from harness.platforms.base import HeldWork
+from harness.platforms.base import HTTP_SERVICES, HeldWork
 from harness.platforms.k8s_checks import ALWAYS_GRANTED, CHAOS_PERMISSIONS
 from harness.platforms.k8s_held_work import (
     consumer_name,
@@ -32,7 +32,7 @@ from harness.platforms.k8s_held_work import (
     pending_entries,
 )
 from harness.platforms.k8s_manifests import pod_templates, render_overlay
-from harness.platforms.kubernetes import HTTP_SERVICES, KubernetesPlatform
+from harness.platforms.kubernetes import KubernetesPlatform
 from harness.platforms.proc_net import TcpQueues, socket_inodes, tcp_queues
 
 pytestmark = pytest.mark.unit
