@@ -13,7 +13,16 @@ import orjson
 from harness.errors import ConfigError
 from harness.settings import reports_root
 
-__all__ = ["new_run_dir", "read_json", "read_run_json", "update_run_json", "write_json"]
+__all__ = [
+    "GATE_FILE",
+    "new_run_dir",
+    "read_json",
+    "read_run_json",
+    "update_run_json",
+    "write_json",
+]
+
+GATE_FILE = "gate.json"  # what `sagaquake run` decided (harness/run/gate.py writes it)
 
 
 def new_run_dir(label: str, root: Path | None = None) -> Path:

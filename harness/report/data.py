@@ -18,6 +18,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from harness.runs import GATE_FILE
+
 __all__ = [
     "LATENCY_WINDOW_S",
     "Fault",
@@ -62,7 +64,8 @@ class RunData:
 
     run_dir: Path
     run: dict[str, Any]
-    verdict: dict[str, Any] | None
+    verdict: dict[str, Any] | None  # the verifier's (verdict.json)
+    gate: dict[str, Any] | None  # what `sagaquake run` decided (gate.json); None when only verified
     t0: float  # epoch seconds of the run's start: the zero of every time axis
     ledger: pd.DataFrame | None  # one row per client attempt
     events: pd.DataFrame | None  # one row per orders:events entry (order_id, type, t, reason)
@@ -71,13 +74,15 @@ class RunData:
     orders: pd.DataFrame  # one row per order: client view, stream view, outcome, ttt_s
     faults: list[Fault]
     journals: list[dict[str, Any]]  # (name, path, journal or None, note) per chaos journal
-    thresholds: list[dict[str, Any]]
+    thresholds: list[dict[str, Any]]  # the gate's, else the verifier's own
     files: list[tuple[str, int]]  # (path relative to the run folder, size in bytes)
     notes: dict[str, str] = field(default_factory=dict)  # section -> why it is empty or partial
 
     @property
     def incomplete(self) -> bool:
-        return bool(self.run.get("incomplete")) or bool((self.verdict or {}).get("incomplete"))
+        return any(
+            bool((part or {}).get("incomplete")) for part in (self.run, self.verdict, self.gate)
+        )
 
     @property
     def duration_s(self) -> float:
@@ -426,6 +431,7 @@ def load_run(run_dir: Path | str) -> RunData:
     run = run if isinstance(run, dict) else {}
     verdict = _read_json(run_dir / "verdict.json", notes, "verdict")
     verdict = verdict if isinstance(verdict, dict) else None
+    gate = as_dict(_read_json(run_dir / GATE_FILE, {}, "gate")) or None  # absent: only verified
     ledger = _read_ledger(run_dir, notes)
     events = _read_events(run_dir, notes)
     t0 = _t0(run, ledger, events)
@@ -443,11 +449,12 @@ def load_run(run_dir: Path | str) -> RunData:
     faults = _attach_recovery(_read_faults(run_dir, notes, t0), verdict)
     ends.extend(f.ended_at + (f.recovery_time_s or 0.0) for f in faults)
     span = max(ends) + 1 if ends else 1.0
-    thresholds = (verdict or {}).get("thresholds")
+    thresholds = (gate or verdict or {}).get("thresholds")
     return RunData(
         run_dir=run_dir,
         run=run,
         verdict=verdict,
+        gate=gate,
         t0=t0,
         ledger=ledger,
         events=events,

@@ -1,8 +1,9 @@
 """The one-line verdict every output leads with, and the per-check statuses behind it.
 
-The report's status is the worst of verdict.json's invariants and its thresholds, so the
-banner, summary.md and junit.xml always agree: FAIL when an invariant fails or a threshold
-is missed; otherwise INCOMPLETE when the run was interrupted or never verified (a pass on
+The report's status is the worst of verdict.json's invariants, the thresholds and the gate's
+experiments (gate.json, when `sagaquake run` decided one), so the banner, summary.md and
+junit.xml always agree with the exit code: FAIL when an invariant fails, a threshold is missed
+or an experiment did not complete; otherwise INCOMPLETE when the run was interrupted or never verified (a pass on
 part of a run is not a pass); otherwise UNKNOWN when a check could not run; otherwise PASS.
 """
 
@@ -93,6 +94,8 @@ def headline(data: RunData) -> Headline:
         n = violations(inv)
         parts.append(f"{inv.get('name', '?')} violated by {n:,} order{'s' if n != 1 else ''}")
     parts += [threshold_text(t) for t in missed]
+    broken = [str(e) for e in (data.gate or {}).get("failed_experiments") or []]
+    parts += [f"experiment {name} did not complete" for name in broken]
     if unknown or t_unknown:
         names = [str(i.get("name", "?")) for i in unknown] + [str(t.get("name")) for t in t_unknown]
         shown = ", ".join(names[:MAX_NAMES]) + (", …" if len(names) > MAX_NAMES else "")
@@ -100,7 +103,7 @@ def headline(data: RunData) -> Headline:
             parts.append(f"{len(names)} checks could not run ({shown})")
         else:
             parts.append(f"could not check {shown}")
-    if failed or missed:
+    if failed or missed or broken:
         return Headline(FAIL, " · ".join(parts))
     if data.verdict is None:
         why = "the run was interrupted" if data.incomplete else "the run was not verified"

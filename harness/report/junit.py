@@ -1,7 +1,9 @@
 """junit.xml: the run as test results, so any CI shows which invariant or threshold broke.
 
 Two suites: ``invariants`` (one test case per invariant in verdict.json) and ``thresholds``
-(one per entry of verdict.json's ``thresholds``). A failed check is a ``<failure>`` whose
+(one per threshold of gate.json, or of verdict.json when the run was only verified); a third,
+``experiments``, fails one case per experiment the gate says did not complete. A failed check
+is a ``<failure>`` whose
 message names the first counter-examples. A check that could not run (status
 ``unknown``, or a threshold without ``ok``) is an ``<error>``, not ``<skipped>``: CI
 systems show a skip as neutral and let the job pass, and an unchecked invariant must never
@@ -132,6 +134,16 @@ def render_junit(data: RunData) -> str:
     root = ET.Element("testsuites", {"name": f"sagaquake {run_id}"})
     _invariant_suite(root, data, timestamp)
     _threshold_suite(root, data, timestamp)
+    broken = (data.gate or {}).get("failed_experiments") or []
+    if broken:
+        suite = _suite(root, "experiments", timestamp)
+        for name in broken:
+            case = _case(suite, "sagaquake.experiments", str(name))
+            text = f"experiment {name} did not complete (see chaos/{name}.journal.json)"
+            ET.SubElement(
+                case, "failure", {"type": "ExperimentFailed", "message": text}
+            ).text = text
+        _count(suite)
     if data.incomplete:
         suite = _suite(root, "run", timestamp)
         case = _case(suite, "sagaquake.run", "complete")

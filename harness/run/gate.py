@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.runs import read_json, write_json
+from harness.runs import GATE_FILE, read_json, write_json
 from harness.verify.verdict import EXIT_CODES
 
 __all__ = [
@@ -38,7 +38,6 @@ __all__ = [
     "write_gate",
 ]
 
-GATE_FILE = "gate.json"
 _STATUS = {0: "pass", 1: "fail", 2: "unknown"}
 
 _OPS: dict[str, Callable[[float, float], bool]] = {

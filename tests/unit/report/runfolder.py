@@ -443,6 +443,17 @@ def _write_verdict(run_dir: Path, layout: Layout, events: list[tuple], ledgers: 
                     },
                 ],
             },
+            "thresholds": [],
+        },
+    )
+    # what `sagaquake run` decided beside the verdict (docs/run-folder.md)
+    _dump(
+        run_dir / "gate.json",
+        {
+            "status": "fail",
+            "exit_code": 1,
+            "verdict": "fail",
+            "suite": "report-fixture",
             "thresholds": [
                 {
                     "name": "p99_time_to_terminal_s",
@@ -454,5 +465,9 @@ def _write_verdict(run_dir: Path, layout: Layout, events: list[tuple], ledgers: 
                 {"name": "max_recovery_time_s", "op": "<", "limit": 12, "value": 14.2, "ok": False},
                 {"name": "client_error_rate", "op": "<", "limit": 0.02, "value": 0.011, "ok": True},
             ],
+            "failed_experiments": [],
+            "incomplete": False,
+            "problem": None,
+            "decided_at": T0 + 231.0,
         },
     )

@@ -33,9 +33,10 @@ def test_verdict_line_comes_first(page):
 
 def test_every_invariant_and_threshold_is_named(page, rendered):
     verdict = json.loads((rendered[0].run_dir / "verdict.json").read_text())
+    gate = json.loads((rendered[0].run_dir / "gate.json").read_text())
     for inv in verdict["invariants"]:
         assert f"<b>{inv['name']}</b>" in page
-    for t in verdict["thresholds"]:
+    for t in gate["thresholds"]:
         assert t["name"] in page
 
 
@@ -117,10 +118,14 @@ def test_passing_run_is_green(run_folder):
     for inv in verdict["invariants"]:
         inv.update(status="pass", counterexamples=[])
         inv["counts"]["violations"] = 0
-    for t in verdict["thresholds"]:
-        t["ok"] = True
     verdict["ok"] = True
     path.write_text(json.dumps(verdict))
+    gate_path = run_folder.run_dir / "gate.json"
+    gate = json.loads(gate_path.read_text())
+    for t in gate["thresholds"]:
+        t["ok"] = True
+    gate.update(status="pass", exit_code=0, verdict="pass")
+    gate_path.write_text(json.dumps(gate))
     paths = render_report(run_folder.run_dir)
     page = paths.html.read_text()
     assert paths.status == "PASS"

@@ -64,3 +64,30 @@ def test_no_verdict_is_an_error_not_a_green_build(make_run_folder):
     assert suites["thresholds"].findall("testcase") == []
     assert suites["run"].find("testcase/error").get("type") == "RunIncomplete"
     assert root.get("errors") == "2"
+
+
+def test_an_experiment_the_gate_says_did_not_complete_fails_the_build(run_folder):
+    import json
+
+    from harness.report.data import load_run
+    from harness.report.headline import FAIL, headline
+
+    path = run_folder.run_dir / "gate.json"
+    gate = json.loads(path.read_text())
+    gate["failed_experiments"] = ["payment-hang"]
+    path.write_text(json.dumps(gate))
+    paths = render_report(run_folder.run_dir)
+    _, suites = _suites(paths.junit)
+    [case] = suites["experiments"].findall("testcase")
+    assert case.get("name") == "payment-hang"
+    assert case.find("failure").get("type") == "ExperimentFailed"
+    line = headline(load_run(run_folder.run_dir))
+    assert line.status == FAIL and "experiment payment-hang did not complete" in line.line
+
+
+def test_a_run_only_verified_has_no_experiments_suite(run_folder):
+    (run_folder.run_dir / "gate.json").unlink()
+    paths = render_report(run_folder.run_dir)
+    _, suites = _suites(paths.junit)
+    assert "experiments" not in suites
+    assert suites["thresholds"].findall("testcase") == []  # the verifier set no limits
