@@ -25,7 +25,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.verify.facts import order_ids_for
+from harness.ids import order_ids_for
 from system_under_test.projection.model import rebuild
 
 __all__ = ["T0", "generate"]

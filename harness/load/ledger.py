@@ -17,7 +17,7 @@ from typing import Any, Self
 
 import orjson
 
-from system_under_test.ids import order_id_for
+from harness.ids import order_id_for
 
 __all__ = [
     "FIELDS",

@@ -13,9 +13,7 @@ so checks combine them with boolean masks instead of joins.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -38,7 +36,6 @@ __all__ = [
     "drain_deadline",
     "event_codes",
     "fields_at",
-    "order_ids_for",
     "order_table",
     "sku_totals",
     "universe",
@@ -64,7 +61,6 @@ TERMINAL_TYPES = ("OrderCompleted", "OrderCancelled")
 COMPENSATION_OF = {"InventoryReserved": "InventoryReleased", "PaymentCaptured": "PaymentRefunded"}
 _CODE = {t: i for i, t in enumerate(TYPES)}
 _PLACED_FIELDS = ("customer_id", "amount_cents", "currency", "items", "idempotency_key")
-_NAMESPACE = uuid.NAMESPACE_URL.bytes
 # Where each part names its order.
 _ORDER_COLUMN = {
     "payments": "order_id",
@@ -323,19 +319,6 @@ def _client_table(h: History) -> pd.DataFrame:
     if len(rows) != len(ledger):
         h.notes.append(f"{len(ledger) - len(rows)} client ledger lines have no idempotency_key")
     return table
-
-
-def order_ids_for(keys: Iterable[str]) -> list[str]:
-    """`system_under_test.ids.order_id_for` for many keys: the same uuid5, ~3x faster (no UUID
-    objects). A unit test holds the two equal."""
-    sha1 = hashlib.sha1
-    out = []
-    for key in keys:
-        digest = bytearray(sha1(_NAMESPACE + b"sagaquake:" + key.encode()).digest()[:12])
-        digest[6] = (digest[6] & 0x0F) | 0x50
-        digest[8] = (digest[8] & 0x3F) | 0x80
-        out.append("ord-" + digest.hex())
-    return out
 
 
 class _Items:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness import keys
+from harness.ids import order_ids_for
 from harness.verify.frames import (
     core_frame,
     floats,
@@ -222,8 +223,6 @@ def part_frame(
 
 def _key_order_ids(ledger: pd.DataFrame) -> np.ndarray:
     """Per ledger line, `order_id_for` of its idempotency key (None without a key)."""
-    from harness.verify.facts import order_ids_for  # facts reads History: import when used
-
     idem_keys = ledger["idempotency_key"].to_numpy(dtype=object)
     key_code, uniq = pd.factorize(idem_keys)
     derived = np.asarray(order_ids_for([str(k) for k in uniq]), dtype=object)

@@ -9,11 +9,10 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.verify import verify_history, verify_run
-from harness.verify.facts import order_ids_for, sku_totals
+from harness.verify.facts import sku_totals
 from harness.verify.frames import records_frame, stream_frame
 from harness.verify.reader import LineMaps, load_snapshot, read_lines
 from harness.verify.snapshot import _redact
-from system_under_test.ids import order_id_for
 from tests.unit.verify.builders import HistoryBuilder
 
 pytestmark = pytest.mark.unit
@@ -119,11 +118,6 @@ def test_an_empty_history_folder_is_unknown_everywhere(tmp_path: Path) -> None:
     verdict = verify_run(tmp_path / "run")
     assert verdict.ok == "unknown"
     assert {r.status for r in verdict.invariants} == {"unknown"}
-
-
-def test_order_ids_for_equals_the_system_s_own() -> None:
-    keys = ["5f0c", "", "key-ünïcødé ✓", "a" * 128, *(f"k{i}" for i in range(500))]
-    assert order_ids_for(keys) == [order_id_for(k) for k in keys]
 
 
 def test_frames_of_mixed_shapes_keep_every_field() -> None:
