@@ -19,6 +19,7 @@ __all__ = [
     "READMODEL_COMPLETED",
     "READMODEL_INFLIGHT",
     "READMODEL_ORDERS",
+    "READMODEL_PLACED",
     "SERVICE_LEDGERS",
     "dedupe",
 ]
@@ -28,7 +29,8 @@ PAYMENTS_LEDGER = "payments:ledger"  # written by payment-service as it moves mo
 INVENTORY_LEDGER = "inventory:ledger"  # written by inventory-service as it moves stock
 NOTIFICATIONS = "notifications:sent"  # written by notification-service as it sends
 READMODEL_INFLIGHT = "readmodel:inflight"  # the projection's orders not yet terminal
-READMODEL_COMPLETED = "readmodel:completed"  # the projection's completed orders (a set)
+READMODEL_PLACED = "readmodel:placed"  # the projection's placed orders (a set)
+READMODEL_COMPLETED = "readmodel:completed"  # and its completed ones
 READMODEL_CANCELLED = "readmodel:cancelled"  # and its cancelled ones
 READMODEL_ORDERS = "readmodel:order:*"  # the order pages (hashes), as a SCAN pattern
 NOTIFICATIONS_INDEX = "notifications:index"  # order id → its notification (the outbox's dedupe)

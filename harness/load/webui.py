@@ -31,11 +31,10 @@ from locust import events
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from harness import keys
 from harness.load.ledger import LedgerTail
 from harness.load.profiles import DAY_S
 from harness.load.settings import LoadSettings
-from system_under_test.projection.readmodel import COUNT_SETS, INFLIGHT
-from system_under_test.streams import dedupe_key
 
 __all__ = ["SagaLedgerMonitor", "install"]
 
@@ -112,17 +111,17 @@ class SagaLedgerMonitor:
     def _read_redis(self) -> dict[str, Any]:
         r = self._connection()
         pipe = r.pipeline(transaction=False)
-        for key in COUNT_SETS.values():
+        for key in (keys.READMODEL_PLACED, keys.READMODEL_COMPLETED, keys.READMODEL_CANCELLED):
             pipe.scard(key)
-        pipe.zcard(INFLIGHT)
-        pipe.zrange(INFLIGHT, 0, 0, withscores=True)
+        pipe.zcard(keys.READMODEL_INFLIGHT)
+        pipe.zrange(keys.READMODEL_INFLIGHT, 0, 0, withscores=True)
         unplaced = _oldest(self._unplaced)
         for order_id in unplaced:
-            pipe.hexists(dedupe_key(order_id), "OrderPlaced")
+            pipe.hexists(keys.dedupe(order_id), "OrderPlaced")
         still_open = _oldest(self._open)
         if still_open:
-            pipe.smismember(COUNT_SETS["completed"], still_open)
-            pipe.smismember(COUNT_SETS["cancelled"], still_open)
+            pipe.smismember(keys.READMODEL_COMPLETED, still_open)
+            pipe.smismember(keys.READMODEL_CANCELLED, still_open)
         replies = pipe.execute()
         placed_n, completed_n, cancelled_n, inflight, oldest = replies[:5]
         for order_id, placed in zip(unplaced, replies[5 : 5 + len(unplaced)], strict=True):

@@ -25,6 +25,7 @@ def test_the_streams_and_the_group() -> None:
 
 def test_the_read_model_and_the_outbox() -> None:
     assert keys.READMODEL_INFLIGHT == readmodel.INFLIGHT
+    assert readmodel.COUNT_SETS["placed"] == keys.READMODEL_PLACED
     assert readmodel.COUNT_SETS["completed"] == keys.READMODEL_COMPLETED
     assert readmodel.COUNT_SETS["cancelled"] == keys.READMODEL_CANCELLED
     assert readmodel.ReadModel(None).key("*") == keys.READMODEL_ORDERS  # type: ignore[arg-type]
