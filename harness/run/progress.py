@@ -41,6 +41,18 @@ def _clock(seconds: float) -> str:
     return f"{minutes:d}:{sec:02d}"
 
 
+def _sent(state: RunState) -> int:
+    """Orders sent so far, as shown beside the watch's `accepted`.
+
+    Two readers count them, each tailing the same ledgers at its own moment: the load runner
+    (`state.sent`, every 2 s, Redis or not) and the live watch (`state.watch.sent`, counted in
+    the same pass as its `accepted`, so never below it; frozen while Redis does not answer).
+    Both only grow, so the larger is the fresher, and being at least the watch's own `sent` it
+    is never below `accepted`: the view cannot show more orders accepted than sent, whichever
+    reader read last."""
+    return max(state.sent, state.watch.sent)
+
+
 def render(state: RunState) -> Group:
     now = time.time()
     table = Table.grid(padding=(0, 2))
@@ -50,14 +62,15 @@ def render(state: RunState) -> Group:
     if state.load_started is not None:
         elapsed = now - state.load_started
         left = max(state.load_duration_s - elapsed, 0.0)
-        achieved = state.sent / elapsed if elapsed > 0 else 0.0
+        sent = _sent(state)
+        achieved = sent / elapsed if elapsed > 0 else 0.0
         table.add_row(
             "load", f"{_clock(elapsed)} of {_clock(state.load_duration_s)}, {_clock(left)} left"
         )
         due = f", {state.target_so_far:.0f} due" if state.target_so_far is not None else ""
         table.add_row(
             "orders/s",
-            f"target {state.target_rate:.1f}  achieved {achieved:.1f}  ({state.sent} sent{due})",
+            f"target {state.target_rate:.1f}  achieved {achieved:.1f}  ({sent} sent{due})",
         )
     w = state.watch
     table.add_row(
@@ -116,18 +129,20 @@ class Progress:
         if self._live:
             self._live.update(render(self.state))
         else:
-            # one unwrapped line per update (CI logs), counts from one source (the ledgers)
+            # one unwrapped line per update (CI logs): soft_wrap leaves long lines to the log's
+            # reader, whatever width rich guessed; sent and accepted cannot contradict (_sent)
             s, w = self.state, self.state.watch
             self._console.print(
-                f"{s.phase}: sent {w.sent} accepted {w.accepted} completed {w.completed} "
+                f"{s.phase}: sent {_sent(s)} accepted {w.accepted} completed {w.completed} "
                 f"in flight {w.inflight} fault: {s.active_fault or 'none'} "
                 f"suspected lost {w.suspected_lost} double captures {w.double_captures}",
                 markup=False, highlight=False, soft_wrap=True,
             )  # fmt: skip
 
     def log(self, message: str) -> None:
-        """A line that stays above the live view (phase changes, experiment results)."""
-        self._console.print(message)
+        """A line that stays above the live view (phase changes, experiment results); in a log
+        that is not a terminal, one line whatever its length, like the updates."""
+        self._console.print(message, soft_wrap=not self._console.is_terminal)
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()

@@ -11,20 +11,21 @@ import contextlib
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import redis
 
 from harness import keys
 from harness.load.ledger import LedgerTail
-from system_under_test.streams import StreamEntries
 
-__all__ = ["LiveWatch", "WatchSnapshot"]
+__all__ = ["ClientOrders", "LiveWatch", "WatchSnapshot"]
 
 SUSPECT_AFTER_S = 30.0  # an accepted order should have its OrderPlaced long before this
+# XREAD's reply with decode_responses=True: [(stream, [(entry id, fields), ...]), ...]
+_XReadReply = list[tuple[str, list[tuple[str, dict[str, str]]]]]
 
 
 @dataclass
@@ -33,12 +34,38 @@ class WatchSnapshot:
     oldest_inflight_s: float = 0.0
     completed: int = 0
     cancelled: int = 0
-    sent: int = 0  # orders clients asked for (distinct keys in the ledgers): accepted <= sent
+    sent: int = 0  # orders clients asked for (distinct keys in the ledgers)
+    # of those, the ones a client was told were accepted: never more than `sent`
     accepted: int = 0
     suspected_lost: int = 0
     double_captures: int = 0
     redis_ok: bool = True
     errors: list[str] = field(default_factory=list)
+
+
+class ClientOrders:
+    """What the client ledgers say so far, one order per request key (its idempotency key, or
+    the order id of a line without one): the orders asked for, and of those the ones accepted.
+
+    Both counts come from the same lines in one pass, and an order is accepted only once it was
+    counted as asked for, so `accepted <= sent` holds at every moment, whatever the order ids
+    the answers named."""
+
+    def __init__(self) -> None:
+        self.sent: set[str] = set()
+        self.accepted: set[str] = set()
+        self.awaiting: dict[str, float] = {}  # accepted order id → when its client was told
+
+    def add(self, lines: Iterable[Mapping[str, Any]]) -> None:
+        for line in lines:
+            order = str(line.get("idempotency_key") or line.get("order_id"))
+            self.sent.add(order)
+            if line.get("outcome") != "ok" or order in self.accepted:
+                continue
+            self.accepted.add(order)
+            order_id = line.get("order_id")
+            if order_id:  # the id whose OrderPlaced is looked for
+                self.awaiting[str(order_id)] = float(line.get("answered_at") or time.time())
 
 
 class LiveWatch:
@@ -55,9 +82,7 @@ class LiveWatch:
         self._tail = LedgerTail(run_dir)
         self._redis = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=3)
         self._every_s = every_s
-        self._awaiting: dict[str, float] = {}  # accepted order id → when its client was told
-        self._accepted: set[str] = set()
-        self._sent: set[str] = set()
+        self._orders = ClientOrders()
         self._captures: Counter[str] = Counter()
         self._last_payment_id = "0-0"
         self._state = WatchSnapshot()
@@ -94,14 +119,11 @@ class LiveWatch:
                 self._on_update(self.snapshot())
 
     def _poll(self) -> WatchSnapshot:
-        for line in self._tail.read_new():
-            self._sent.add(str(line.get("idempotency_key") or line.get("order_id")))
-            if line.get("outcome") == "ok" and line.get("order_id") not in self._accepted:
-                self._accepted.add(line["order_id"])
-                self._awaiting[line["order_id"]] = float(line.get("answered_at") or time.time())
+        orders = self._orders
+        orders.add(self._tail.read_new())
         r = self._redis
         now = time.time()
-        overdue = [oid for oid, told in self._awaiting.items() if now - told > SUSPECT_AFTER_S]
+        overdue = [oid for oid, told in orders.awaiting.items() if now - told > SUSPECT_AFTER_S]
         if overdue:
             with r.pipeline(transaction=False) as pipe:
                 for oid in overdue:
@@ -109,9 +131,9 @@ class LiveWatch:
                 placed = pipe.execute()
             for oid, ok in zip(overdue, placed, strict=True):
                 if ok:
-                    del self._awaiting[oid]
+                    del orders.awaiting[oid]
         reply = r.xread({keys.PAYMENTS_LEDGER: self._last_payment_id}, count=10_000) or []
-        for _, entries in cast(list[tuple[str, StreamEntries]], reply):
+        for _, entries in cast(_XReadReply, reply):
             for entry_id, fields in entries:
                 self._last_payment_id = entry_id
                 if fields.get("kind") == "capture":
@@ -127,10 +149,10 @@ class LiveWatch:
             oldest_inflight_s=max(now - oldest[0][1] / 1000, 0.0) if oldest else 0.0,
             completed=int(completed),
             cancelled=int(cancelled),
-            sent=len(self._sent),
-            accepted=len(self._accepted),
+            sent=len(orders.sent),
+            accepted=len(orders.accepted),
             suspected_lost=sum(
-                1 for told in self._awaiting.values() if now - told > SUSPECT_AFTER_S
+                1 for told in orders.awaiting.values() if now - told > SUSPECT_AFTER_S
             ),
             double_captures=sum(1 for n in self._captures.values() if n > 1),
         )
