@@ -8,7 +8,14 @@ import pytest
 
 from harness.verify.facts import TYPES, universe
 from harness.verify.history import CORE_FIELDS, build_history
-from harness.verify.readmodel import COMPARED, expected_read_model, read_model_consistent
+from harness.verify.readmodel import (
+    COMPARED,
+    STATUS_AFTER,
+    TERMINAL_STATUSES,
+    expected_read_model,
+    read_model_consistent,
+)
+from system_under_test.projection import model
 from system_under_test.projection.model import rebuild
 from tests.unit.verify.builders import HistoryBuilder, example
 
@@ -130,6 +137,15 @@ MAYBE_FIELDS = {
     "currency": ["EUR", "GBP"],
     "reason": ["payment_declined", "customer_cancelled", ""],
 }
+
+
+def test_the_verifier_s_read_model_contract_equals_the_system_s() -> None:
+    """The verifier writes the rules out itself (never imported: a wrong rule in the system
+    must be caught, not shared); here, and only here, they are held equal to the system's, so
+    a deliberate change of the contract fails this test instead of every run's verdict."""
+    assert STATUS_AFTER == model.STATUS_AFTER
+    assert TERMINAL_STATUSES == model.TERMINAL_STATUSES
+    assert set(STATUS_AFTER) <= set(TYPES)  # every status-changing event is a known type
 
 
 @pytest.mark.parametrize("seed", range(8))
