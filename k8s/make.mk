@@ -8,7 +8,7 @@
 #   make kind-down / minikube-down   delete the cluster itself
 #   make chaos PLATFORM=k8s          the default suite against the stack of the current context
 #
-# Applying needs no kubectl: `python -m harness.platforms.k8s_cli up` renders the overlay and
+# Applying needs no kubectl: `python -m harness.platforms.kubernetes up` renders the overlay and
 # applies it through the Kubernetes API, as `sagaquake up --platform k8s` does.
 
 KIND_CLUSTER ?= sagaquake
@@ -23,7 +23,7 @@ DOCKER ?= docker
 # k8s/kind/cluster.yaml; minikube's docker and podman drivers publish them with --ports.
 K8S_NODE_PORTS := 30080 30081 30082 30083 30089 30379 30733 30823
 
-K8S_PLATFORM := $(BIN)/python -m harness.platforms.k8s_cli
+K8S_PLATFORM := $(BIN)/python -m harness.platforms.kubernetes
 _k8s_comma := ,
 _k8s_empty :=
 _k8s_space := $(_k8s_empty) $(_k8s_empty)

@@ -26,7 +26,7 @@ def attach(kind: str = "local") -> Platform:
 
         return LocalPlatform.attach()
     if kind in ("k8s", "kubernetes"):
-        from harness.platforms.kubernetes import KubernetesPlatform
+        from harness.platforms.kubernetes.platform import KubernetesPlatform
 
         return KubernetesPlatform.attach()
     raise ConfigError(f"unknown platform {kind!r}; use one of: {', '.join(PLATFORMS)}")

@@ -58,7 +58,7 @@ def make_platform(kind: str, run_dir: Path) -> Platform:
 
         return LocalPlatform(run_dir)
     if kind == "k8s":
-        from harness.platforms.kubernetes import KubernetesPlatform
+        from harness.platforms.kubernetes.platform import KubernetesPlatform
 
         return KubernetesPlatform(run_dir)
     raise ConfigError(f"unknown platform {kind!r}; use local or k8s")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.platforms.kubernetes import KubernetesPlatform
+from harness.platforms.kubernetes.platform import KubernetesPlatform
 
 _REACH_TIMEOUT_S = 3
 

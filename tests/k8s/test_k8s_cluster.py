@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from harness.platforms.base import SERVICES
-from harness.platforms.kubernetes import KubernetesPlatform
+from harness.platforms.kubernetes.platform import KubernetesPlatform
 
 # Generous: the first test may wait for the whole stack to roll out on a fresh cluster.
 pytestmark = [pytest.mark.k8s, pytest.mark.slow, pytest.mark.timeout(900)]

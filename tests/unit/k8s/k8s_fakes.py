@@ -18,8 +18,8 @@ from typing import Any
 
 from kubernetes import client as k8s
 
-from harness.platforms.k8s_api import Clients
-from harness.platforms.k8s_checks import ALWAYS_GRANTED, Permission
+from harness.platforms.kubernetes.api import Clients
+from harness.platforms.kubernetes.checks import ALWAYS_GRANTED, Permission
 
 NS = "sagaquake"
 _RESOURCES = {

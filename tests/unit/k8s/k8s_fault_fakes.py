@@ -13,8 +13,8 @@ from typing import Any
 from k8s_fakes import NS, ApiError, FakeCluster, FakePod, _matches, _Recorder
 from kubernetes import client as k8s
 
-from harness.platforms.k8s_checks import EXEC_PERMISSIONS, Permission, role_permissions
-from harness.platforms.k8s_manifests import k8s_dir, render_overlay
+from harness.platforms.kubernetes.checks import EXEC_PERMISSIONS, Permission, role_permissions
+from harness.platforms.kubernetes.manifests import k8s_dir, render_overlay
 
 __all__ = [
     "FakeAuthorizationV1Api",

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.platforms.k8s_manifests import DEFAULT_IMAGE
+from harness.platforms.kubernetes.manifests import DEFAULT_IMAGE
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +36,7 @@ def test_dockerignore_keeps_what_the_build_copies() -> None:
 
 
 def test_pods_run_as_the_user_the_image_creates() -> None:
-    from harness.platforms.k8s_manifests import pod_templates, render_overlay
+    from harness.platforms.kubernetes.manifests import pod_templates, render_overlay
 
     for _, spec in pod_templates(render_overlay("kind")):
         assert spec["securityContext"]["runAsUser"] == 10001
@@ -77,7 +77,7 @@ def test_nightly_workflow_runs_both_suites_and_gates() -> None:
 
 
 def test_cli_renders_an_overlay_without_a_cluster(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.platforms.k8s_cli import main
+    from harness.platforms.kubernetes.__main__ import main
 
     assert main(["render", "--overlay", "minikube", "--image", "sagaquake:test"]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]

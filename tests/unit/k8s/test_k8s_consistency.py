@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.platforms import k8s_checks as checks
 from harness.platforms.base import SERVICES
-from harness.platforms.k8s_manifests import OVERLAYS, k8s_dir, pod_templates, render_overlay
+from harness.platforms.kubernetes import checks
+from harness.platforms.kubernetes.manifests import OVERLAYS, k8s_dir, pod_templates, render_overlay
 
 pytestmark = pytest.mark.unit
 

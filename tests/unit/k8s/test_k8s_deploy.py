@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from harness.errors import PlatformError
-from harness.platforms.k8s_deploy import deploy, deployed_env, env_patch
-from harness.platforms.k8s_pods import PodInfo
+from harness.platforms.kubernetes.deploy import deploy, deployed_env, env_patch
+from harness.platforms.kubernetes.pods import PodInfo
 
 pytestmark = pytest.mark.unit
 
@@ -101,7 +101,7 @@ class RollingDeployment:
 @pytest.fixture(autouse=True)
 def serialized(monkeypatch: pytest.MonkeyPatch) -> None:
     """The fake's deployment is already a dict for `rollout_done`."""
-    import harness.platforms.k8s_deploy as k8s_deploy
+    import harness.platforms.kubernetes.deploy as k8s_deploy
 
     monkeypatch.setattr(
         k8s_deploy,
@@ -157,6 +157,6 @@ def test_a_rollout_that_never_finishes_says_what_it_waits_for() -> None:
 
 def test_the_kubernetes_platform_is_a_deploy_platform(tmp_path) -> None:
     from harness.platforms.base import Deploy
-    from harness.platforms.kubernetes import KubernetesPlatform
+    from harness.platforms.kubernetes.platform import KubernetesPlatform
 
     assert isinstance(KubernetesPlatform(tmp_path), Deploy)

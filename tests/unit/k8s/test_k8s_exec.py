@@ -17,7 +17,7 @@ from kubernetes import client as k8s
 from kubernetes.stream import ws_client
 
 from harness.errors import ConfigError, PlatformError
-from harness.platforms.k8s_api import (
+from harness.platforms.kubernetes.api import (
     CHAOS_USER,
     ExecError,
     api_error,
@@ -25,14 +25,14 @@ from harness.platforms.k8s_api import (
     exec_runner,
     service_account_of,
 )
-from harness.platforms.k8s_checks import EXEC_ROLE, check_all
-from harness.platforms.k8s_fault_specs import (
+from harness.platforms.kubernetes.checks import EXEC_ROLE, check_all
+from harness.platforms.kubernetes.fault_specs import (
     PAUSE_COMMAND,
     RESUME_COMMAND,
     process_states,
     stopped_pids,
 )
-from harness.platforms.kubernetes import KubernetesPlatform, pod_exec_from_env
+from harness.platforms.kubernetes.platform import KubernetesPlatform, pod_exec_from_env
 
 pytestmark = pytest.mark.unit
 
@@ -191,7 +191,7 @@ def test_a_bad_pod_exec_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_exec_as_a_user_is_refused_with_what_to_set() -> None:
-    from harness.platforms import k8s_api
+    from harness.platforms.kubernetes import api as k8s_api
 
     run = k8s_api._refuse_exec("jane")
     with pytest.raises(PlatformError, match=r"cannot exec into pod 'p' as 'jane'.*IMPERSONATE"):
@@ -203,7 +203,7 @@ def test_cli_renders_the_exec_role_with_pod_exec(
 ) -> None:
     import yaml
 
-    from harness.platforms.k8s_cli import main
+    from harness.platforms.kubernetes.__main__ import main
 
     monkeypatch.delenv("SAGAQUAKE_K8S_POD_EXEC", raising=False)
     assert main(["render", "--overlay", "kind", "--pod-exec"]) == 0

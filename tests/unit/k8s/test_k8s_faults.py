@@ -16,9 +16,9 @@ from k8s_fault_fakes import chaos_role
 
 from harness.errors import ConfigError, PlatformError
 from harness.platforms.base import NetFault, Partition, Pause, ReplyLoss, SideBySide
-from harness.platforms.k8s_checks import ALWAYS_GRANTED
-from harness.platforms.k8s_fault_specs import PAUSE_COMMAND, RESUME_COMMAND, network_policy
-from harness.platforms.kubernetes import KubernetesPlatform
+from harness.platforms.kubernetes.checks import ALWAYS_GRANTED
+from harness.platforms.kubernetes.fault_specs import PAUSE_COMMAND, RESUME_COMMAND, network_policy
+from harness.platforms.kubernetes.platform import KubernetesPlatform
 
 pytestmark = pytest.mark.unit
 

@@ -21,18 +21,18 @@ from kubernetes import client as k8s
 
 from harness.chaos import context, midrequest
 from harness.errors import ConfigError, PlatformError
-from harness.platforms import kubernetes as kubernetes_module
 from harness.platforms.base import HTTP_SERVICES, HeldWork
-from harness.platforms.k8s_checks import ALWAYS_GRANTED, CHAOS_PERMISSIONS
-from harness.platforms.k8s_held_work import (
+from harness.platforms.kubernetes import platform as kubernetes_module
+from harness.platforms.kubernetes.checks import ALWAYS_GRANTED, CHAOS_PERMISSIONS
+from harness.platforms.kubernetes.held_work import (
     consumer_name,
     held_sockets,
     held_sockets_command,
     http_port,
     pending_entries,
 )
-from harness.platforms.k8s_manifests import pod_templates, render_overlay
-from harness.platforms.kubernetes import KubernetesPlatform
+from harness.platforms.kubernetes.manifests import pod_templates, render_overlay
+from harness.platforms.kubernetes.platform import KubernetesPlatform
 from harness.platforms.proc_net import TcpQueues, socket_inodes, tcp_queues
 
 pytestmark = pytest.mark.unit

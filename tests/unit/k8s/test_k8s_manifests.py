@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from harness.errors import ConfigError
-from harness.platforms.k8s_manifests import (
+from harness.platforms.kubernetes.manifests import (
     DEFAULT_IMAGE,
     OVERLAYS,
     k8s_dir,
@@ -21,7 +21,7 @@ from harness.platforms.k8s_manifests import (
     render_overlay,
     workloads,
 )
-from harness.platforms.kubernetes import WORKLOADS
+from harness.platforms.kubernetes.platform import WORKLOADS
 
 pytestmark = pytest.mark.unit
 

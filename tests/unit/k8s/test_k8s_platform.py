@@ -15,15 +15,16 @@ from kubernetes import client as k8s
 
 from harness.errors import ConfigError, PlatformError
 from harness.platforms.base import SERVICES, Platform
-from harness.platforms.k8s_api import CHAOS_USER
-from harness.platforms.k8s_checks import (
+from harness.platforms.kubernetes.api import CHAOS_USER
+from harness.platforms.kubernetes.checks import (
     ALWAYS_GRANTED,
     CHAOS_PERMISSIONS,
     CHAOSK8S_PERMISSIONS,
     role_permissions,
 )
-from harness.platforms.k8s_manifests import render_overlay
-from harness.platforms.k8s_pods import (
+from harness.platforms.kubernetes.manifests import render_overlay
+from harness.platforms.kubernetes.platform import KubernetesPlatform
+from harness.platforms.kubernetes.pods import (
     PodInfo,
     choose_victims,
     grace_for_signal,
@@ -34,7 +35,6 @@ from harness.platforms.k8s_pods import (
     replicas_to_start,
     rollout_done,
 )
-from harness.platforms.kubernetes import KubernetesPlatform
 
 pytestmark = pytest.mark.unit
 
@@ -498,7 +498,7 @@ def test_up_refuses_an_inconsistent_overlay_before_applying(
 ) -> None:
     import shutil
 
-    from harness.platforms.k8s_manifests import k8s_dir
+    from harness.platforms.kubernetes.manifests import k8s_dir
 
     copy = tmp_path / "k8s"
     shutil.copytree(k8s_dir(), copy)

@@ -1,8 +1,8 @@
 """The Kubernetes platform: the stack on kind or minikube, driven through the Kubernetes API.
 
-- `up` renders k8s/overlays/<overlay> (harness/platforms/k8s_manifests.py, no kubectl), checks it
-  (k8s_checks.py), applies every object with server-side apply (field manager `sagaquake`) and
-  waits for every Deployment and StatefulSet to roll out, then for the NodePorts to answer here.
+- `up` renders k8s/overlays/<overlay> (manifests.py, no kubectl), checks it (checks.py),
+  applies every object with server-side apply (field manager `sagaquake`) and waits for every
+  Deployment and StatefulSet to roll out, then for the NodePorts to answer here.
 - `endpoints` are NodePorts on the node's address as seen from the harness: 127.0.0.1 on kind
   (k8s/kind/cluster.yaml maps each one), the node's IP on minikube. The harness runs outside
   the cluster and needs them to survive pod kills, which a `kubectl port-forward` (pinned to one
@@ -10,9 +10,9 @@
 - Faults act as the ServiceAccount `sagaquake-chaos` (impersonation), so the chaos Role is
   exercised for real: kill = delete pods by label (grace 0 for KILL) and wait for new pod uids;
   stop/start = scale to 0 and back to the remembered count. The ambiguous faults (pause,
-  partition, reply loss) are in k8s_faults.py; `up` and `down` sweep up what a crashed run left.
+  partition, reply loss) are in faults.py; `up` and `down` sweep up what a crashed run left.
 - held work (for a kill mid-request): an HTTP pod's unread requests from an exec that reads its
-  /proc/net/tcp* (k8s_held_work.py; pods/exec, as pause), the projection's pending entries by
+  /proc/net/tcp* (held_work.py; pods/exec, as pause), the projection's pending entries by
   XPENDING; `kill_replicas` deletes exactly the pods named.
 - `redis` speaks to Redis over its NodePort (no pods/exec needed).
 
@@ -48,7 +48,7 @@ from harness.platforms.base import (
     PauseEvidence,
     ReplicaStatus,
 )
-from harness.platforms.k8s_api import (
+from harness.platforms.kubernetes.api import (
     REQUEST_TIMEOUT_S,
     Clients,
     api_error,
@@ -58,17 +58,17 @@ from harness.platforms.k8s_api import (
     status_of,
     tcp_reachable,
 )
-from harness.platforms.k8s_checks import check_all
-from harness.platforms.k8s_fault_specs import execable
-from harness.platforms.k8s_faults import KubernetesFaults
-from harness.platforms.k8s_held_work import (
+from harness.platforms.kubernetes.checks import check_all
+from harness.platforms.kubernetes.fault_specs import execable
+from harness.platforms.kubernetes.faults import KubernetesFaults
+from harness.platforms.kubernetes.held_work import (
     consumer_name,
     held_sockets,
     held_sockets_command,
     http_port,
     pending_entries,
 )
-from harness.platforms.k8s_manifests import (
+from harness.platforms.kubernetes.manifests import (
     DEFAULT_IMAGE,
     NAME_LABEL,
     NAMESPACE,
@@ -79,7 +79,7 @@ from harness.platforms.k8s_manifests import (
     render_overlay,
     workloads,
 )
-from harness.platforms.k8s_pods import (
+from harness.platforms.kubernetes.pods import (
     FATAL_REASONS,
     PodInfo,
     choose_victims,
@@ -696,7 +696,7 @@ class KubernetesPlatform:
         finally:
             client.close()
 
-    # -- held work (base.HeldWork; k8s_held_work.py) ---------------------------------------------
+    # -- held work (base.HeldWork; held_work.py) -------------------------------------------
 
     def held_work(self, service: str) -> dict[str, dict[str, Any]]:
         """Per running pod of `service`: for an HTTP service the requests the kernel holds for
@@ -734,7 +734,7 @@ class KubernetesPlatform:
         finally:
             client.close()
 
-    # -- ambiguous faults (k8s_faults.py) ------------------------------------------------------
+    # -- ambiguous faults (faults.py) ------------------------------------------------------
 
     def unsupported(self, fault: str) -> str | None:
         return self._faults.unsupported(fault)
@@ -777,16 +777,16 @@ class KubernetesPlatform:
         """As yourself: remove every fault object and resume every pod, whoever left them."""
         return self._faults.sweep()
 
-    # -- deploys (Deploy): harness/platforms/k8s_deploy.py ---------------------------------
+    # -- deploys (Deploy): deploy.py -------------------------------------------------------
 
     def deploy(self, service: str, env: dict[str, str], wait_s: float = 120.0) -> list[Any]:
         """Patch the Deployment's container env and follow its rollout, pod by pod."""
-        from harness.platforms import k8s_deploy
+        from harness.platforms.kubernetes import deploy as k8s_deploy
 
         return k8s_deploy.deploy(self, service, env, wait_s)
 
     def deployed_env(self, service: str) -> dict[str, str]:
-        from harness.platforms import k8s_deploy
+        from harness.platforms.kubernetes import deploy as k8s_deploy
 
         return k8s_deploy.deployed_env(self, service)
 

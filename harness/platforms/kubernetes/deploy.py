@@ -20,7 +20,7 @@ from typing import Any
 
 from harness.errors import PlatformError
 from harness.platforms.base import DeployEvidence
-from harness.platforms.k8s_pods import FATAL_REASONS, PodInfo, rollout_done
+from harness.platforms.kubernetes.pods import FATAL_REASONS, PodInfo, rollout_done
 
 __all__ = ["container_env", "deploy", "deployed_env", "env_patch"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, PlatformError
-from harness.platforms.k8s_checks import CHAOS_ROLE
-from harness.platforms.k8s_manifests import NAMESPACE
+from harness.platforms.kubernetes.checks import CHAOS_ROLE
+from harness.platforms.kubernetes.manifests import NAMESPACE
 
 __all__ = [
     "CHAOS_USER",

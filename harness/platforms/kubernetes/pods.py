@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigError, PlatformError
 from harness.platforms.base import ReplicaStatus
-from harness.platforms.k8s_manifests import NAME_LABEL, OVERLAYS
+from harness.platforms.kubernetes.manifests import NAME_LABEL, OVERLAYS
 
 __all__ = [
     "FATAL_REASONS",

@@ -19,7 +19,7 @@ import redis
 
 from harness import keys
 from harness.errors import ConfigError
-from harness.platforms.k8s_manifests import NAME_LABEL, pod_templates
+from harness.platforms.kubernetes.manifests import NAME_LABEL, pod_templates
 from harness.platforms.proc_net import TcpQueues, socket_inodes, tcp_queues
 
 __all__ = [

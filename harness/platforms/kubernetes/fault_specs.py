@@ -10,8 +10,8 @@ import re
 from typing import Any
 
 from harness.platforms.base import SERVICES
-from harness.platforms.k8s_manifests import NAME_LABEL, PART_OF, PART_OF_LABEL
-from harness.platforms.k8s_pods import PodInfo
+from harness.platforms.kubernetes.manifests import NAME_LABEL, PART_OF, PART_OF_LABEL
+from harness.platforms.kubernetes.pods import PodInfo
 
 __all__ = [
     "CHAOS_MESH",

@@ -1,4 +1,4 @@
-"""`python -m harness.platforms.k8s_cli up|down|status|endpoints|render|heal`: the Kubernetes
+"""`python -m harness.platforms.kubernetes up|down|status|endpoints|render|heal`: the Kubernetes
 platform from the command line, for `make kind-up`, `make minikube-up` and `make k8s-down` (no
 kubectl needed). `sagaquake up --platform k8s` does the same through the main CLI. `heal` removes
 every partition and lost-reply object and resumes every frozen pod (what a crashed run left).
@@ -11,15 +11,15 @@ import json
 import sys
 
 from harness.errors import HarnessError
-from harness.platforms.k8s_manifests import DEFAULT_IMAGE, OVERLAYS
-from harness.platforms.kubernetes import KubernetesPlatform
+from harness.platforms.kubernetes.manifests import DEFAULT_IMAGE, OVERLAYS
+from harness.platforms.kubernetes.platform import KubernetesPlatform
 
 __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; return the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m harness.platforms.k8s_cli")
+    parser = argparse.ArgumentParser(prog="python -m harness.platforms.kubernetes")
     parser.add_argument("command", choices=("up", "down", "status", "endpoints", "render", "heal"))
     parser.add_argument("--context", help="kubeconfig context (default: current)")
     parser.add_argument("--overlay", choices=OVERLAYS)

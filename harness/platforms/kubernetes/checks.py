@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.platforms.base import SERVICES
-from harness.platforms.k8s_manifests import (
+from harness.platforms.kubernetes.manifests import (
     DEFAULT_IMAGE,
     NAME_LABEL,
     NAMESPACE,

@@ -1,5 +1,5 @@
 """The ambiguous faults on Kubernetes (base.py's optional Pause, Partition and ReplyLoss), as
-the chaos identity; the objects and commands themselves are in k8s_fault_specs.py.
+the chaos identity; the objects and commands themselves are in fault_specs.py.
 
 - pause: `kill -STOP -1` from an exec in each pod stops every process the container's user may
   signal but PID 1 and the shell. The stack's pods share their process namespace, so PID 1 is
@@ -30,14 +30,14 @@ from harness.platforms.base import (
     NetFault,
     PauseEvidence,
 )
-from harness.platforms.k8s_api import (
+from harness.platforms.kubernetes.api import (
     REQUEST_TIMEOUT_S,
     Clients,
     api_error,
     service_account_of,
     status_of,
 )
-from harness.platforms.k8s_fault_specs import (
+from harness.platforms.kubernetes.fault_specs import (
     CHAOS_MESH,
     LISTENING,
     PAUSE_COMMAND,
@@ -52,7 +52,7 @@ from harness.platforms.k8s_fault_specs import (
     process_states,
     stopped_pids,
 )
-from harness.platforms.k8s_pods import PodInfo
+from harness.platforms.kubernetes.pods import PodInfo
 
 __all__ = ["KubernetesFaults"]
 

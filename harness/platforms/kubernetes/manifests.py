@@ -68,7 +68,7 @@ class Workload:
 def k8s_dir() -> Path:
     """The folder with base/, overlays/ and kind/: SAGAQUAKE_K8S_DIR, else the repository's k8s/."""
     configured = os.environ.get("SAGAQUAKE_K8S_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[2] / "k8s"
+    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "k8s"
 
 
 def overlay_dir(overlay: str, root: Path | None = None) -> Path:
@@ -147,7 +147,7 @@ def _build(path: Path, seen: tuple[Path, ...]) -> list[dict[str, Any]]:
         raise ConfigError(
             f"{kfile}: key {unknown[0]!r} is not supported by sagaquake's renderer; "
             f"use only {', '.join(sorted(_SUPPORTED_KEYS - {'apiVersion', 'kind'}))} "
-            "(harness/platforms/k8s_manifests.py)"
+            "(harness/platforms/kubernetes/manifests.py)"
         )
     docs: list[dict[str, Any]] = []
     for entry in spec.get("resources") or []:
