@@ -1,4 +1,4 @@
-"""The Kubernetes side of a rolling deploy (harness/platforms/k8s_deploy.py) against a fake
+"""The Kubernetes side of a rolling deploy (harness/platforms/kubernetes/deploy.py) against a fake
 Deployment that rolls one pod at a time: the patch it sends, the pairing of old and new pods with
 their times, what it remembers, and what it refuses. Real behaviour needs a cluster (tests/k8s)."""
 
