@@ -77,12 +77,6 @@ class OrderFactory:
     def price_of(self, sku_index: int) -> int:
         return self._price[sku_index]
 
-    def share_of(self, sku_index: int) -> float:
-        """The probability that one line-item draw is this sku (before de-duplication)."""
-        i = self._sku.options.index(sku_index)
-        before = self._sku.cum[i - 1] if i else 0.0
-        return (self._sku.cum[i] - before) / self._sku.total
-
     def order(self, k: int) -> Order:
         rng = random.Random(f"{self.seed}:{k}")
         n_items = self._items.pick(rng)

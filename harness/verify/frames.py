@@ -118,12 +118,6 @@ def core_frame(
         return object_frame(data)
 
 
-def _key_union(maps: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = dict.fromkeys(maps[0]) if maps else {}
-    extra = set().union(*maps).difference(keys)
-    return [*keys, *sorted(extra)]
-
-
 def _columns(maps: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
     """One object array per key of `maps` (None where a map lacks the key).
 
