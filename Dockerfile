@@ -26,7 +26,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
 COPY . .
 RUN pip install --no-deps -e . \
     && temporal --version \
-    && python -c "import harness.load.profiles as p, system_under_test; assert p.available_profiles(), p.PROFILES_DIR"
+    && python -c "import harness.load.profile_loader as p, system_under_test; assert p.available_profiles(), p.PROFILES_DIR"
 
 
 FROM python:3.11-slim

@@ -53,7 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common
 from benchmarks.common import Bench, console, headline, print_table
-from harness.load.profiles import load_profile
+from harness.load.profile_loader import load_profile
 from harness.run.gate import Threshold, read_gate
 from harness.run.orchestrator import run_suite
 from harness.run.suite import ScheduledExperiment, Suite, load_suite

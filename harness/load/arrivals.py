@@ -19,7 +19,7 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from harness.load.profiles import RateCurve
+from harness.load.curve import RateCurve
 
 __all__ = [
     "Arrival",

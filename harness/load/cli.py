@@ -15,7 +15,7 @@ from typing import TextIO
 
 from harness.durations import format_duration, parse_duration
 from harness.errors import ConfigError
-from harness.load.profiles import available_profiles
+from harness.load.profile_loader import available_profiles
 from harness.load.runner import LoadProgress, LoadResult, run_load
 from harness.load.settings import DEFAULTS, ENV, env_flag
 from harness.platforms.base import Endpoints

@@ -32,7 +32,8 @@ import psutil
 
 from harness.errors import ConfigError, PlatformError, PortInUseError
 from harness.load.ledger import LedgerTail, ledger_files
-from harness.load.profiles import Profile, load_profile, parse_hour
+from harness.load.profile_loader import load_profile, parse_hour
+from harness.load.profiles import Profile
 from harness.load.settings import DEFAULTS, ENV
 from harness.load.summary import PLAN_FILE, LoadSummary, load_summary, plan_curve
 from harness.settings import free_port

@@ -17,7 +17,7 @@ import pandas as pd
 from harness.errors import ConfigError
 from harness.load.curve import RateCurve
 from harness.load.ledger import ledger_files, read_ledger
-from harness.load.profiles import load_profile
+from harness.load.profile_loader import load_profile
 
 __all__ = ["PLAN_FILE", "LoadSummary", "load_summary", "plan_curve"]
 

@@ -31,7 +31,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from harness.load.arrivals import Arrival, ArrivalSchedule, ArrivalStats
 from harness.load.ledger import CancelLedger, ClientLedger, classify
 from harness.load.orders import OrderFactory
-from harness.load.profiles import load_profile, parse_hour
+from harness.load.profile_loader import load_profile, parse_hour
 from harness.load.settings import LoadSettings
 
 __all__ = ["LoadDriver", "OrderUser", "driver"]

@@ -32,8 +32,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from harness import keys
+from harness.load.curve import DAY_S
 from harness.load.ledger import LedgerTail
-from harness.load.profiles import DAY_S
 from harness.load.settings import LoadSettings
 
 __all__ = ["SagaLedgerMonitor", "install"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from harness.load.ledger import OUTCOMES, cancel_files, ledger_files, read_ledger
-from harness.load.profiles import PROFILES_DIR
+from harness.load.profile_loader import PROFILES_DIR
 from harness.load.runner import LoadResult, run_load
 from system_under_test.ids import order_id_for
 from tests.integration.orders import client, wait_terminal

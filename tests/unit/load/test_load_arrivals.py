@@ -7,7 +7,7 @@ import math
 import pytest
 
 from harness.load.arrivals import ArrivalSchedule, ArrivalStats, pool_size
-from harness.load.profiles import load_profile, parse_profile
+from harness.load.profile_loader import load_profile, parse_profile
 
 pytestmark = pytest.mark.unit
 

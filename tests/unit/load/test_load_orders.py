@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from harness.load.orders import OrderFactory
-from harness.load.profiles import load_profile
+from harness.load.profile_loader import load_profile
 
 pytestmark = pytest.mark.unit
 

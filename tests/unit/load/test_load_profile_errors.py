@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ConfigError
-from harness.load.profiles import PROFILES_DIR, load_profile
+from harness.load.profile_loader import PROFILES_DIR, load_profile
 
 pytestmark = pytest.mark.unit
 

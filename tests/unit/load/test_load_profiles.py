@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.load.profiles import (
-    DAY_S,
+from harness.load.curve import DAY_S
+from harness.load.profile_loader import (
     PROFILES_DIR,
     available_profiles,
     load_profile,
