@@ -18,8 +18,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from system_under_test.ids import payment_id_for
-from system_under_test.saga.models import CancelInput, OrderInput
-from system_under_test.streams import LIVE_COMPLETED_CHANNEL, EventAppender
+from system_under_test.saga.models import CUSTOMER_CANCELLED, CancelInput, OrderInput
+from system_under_test.streams import LIVE_COMPLETED_CHANNEL, EventAppender, dedupe_key
 
 __all__ = ["TRANSIENT_FAILURES", "SagaActivities", "ServiceUnavailable"]
 
@@ -256,4 +256,14 @@ class SagaActivities:
 
     @activity.defn
     async def cancel_order(self, cancel: CancelInput) -> None:
-        await self._append("OrderCancelled", cancel.order.order_id, {"reason": cancel.reason})
+        """OrderCancelled, with the reason the stream (the source of truth) gives. A customer's
+        cancel honoured by a saga whose history lost the charge's decline (the workflow task
+        that ran the charge timed out after the provider answered, and the cancel came before
+        the replay: found by the chaos harness on an overloaded machine) is recorded as what
+        came first, the decline, not as the customer's cancel."""
+        order_id, reason = cancel.order.order_id, cancel.reason
+        if reason == CUSTOMER_CANCELLED and await self._redis.hexists(
+            dedupe_key(order_id), "PaymentDeclined"
+        ):
+            reason = "payment_declined"
+        await self._append("OrderCancelled", order_id, {"reason": reason})

@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import pytest
+import redis
 from temporalio.client import Client
 
 from system_under_test.ids import order_id_for
@@ -20,6 +21,7 @@ from tests.integration.orders import (
     place,
     wait_terminal,
 )
+from tests.integration.test_snapshot import redis_url  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -227,3 +229,35 @@ def test_a_cancel_too_late_or_for_no_order_is_refused(stack) -> None:
     nobody = cancel(stack, order_id_for(str(uuid.uuid4())))
     assert nobody.status_code == 404, nobody.text
     assert cancel(stack, "not an id!").status_code in (404, 422)
+
+
+def test_a_customer_cancel_after_a_decline_the_saga_lost_is_recorded_as_the_decline(
+    redis_url: str,  # noqa: F811  (the fixture imported above)
+) -> None:
+    """A workflow task that ran the charge can time out after the provider declined (an
+    overloaded worker); replayed after the customer's cancel came, the saga honours the cancel
+    without knowing of the decline. The stream has the decline first, so the order is cancelled
+    for it; a cancel with no decline in the stream stays the customer's."""
+    import redis.asyncio as aioredis
+
+    from system_under_test.saga.activities import SagaActivities
+    from system_under_test.saga.models import CancelInput, LineItem, OrderInput
+    from system_under_test.streams import EventAppender
+
+    declined, plain = f"ord-test-{uuid.uuid4().hex[:12]}", f"ord-test-{uuid.uuid4().hex[:12]}"
+
+    async def go() -> None:
+        r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        appender = EventAppender(r)
+        await appender.append("PaymentDeclined", declined, {"reason": "card_declined"})
+        async with httpx.AsyncClient() as http:
+            saga = SagaActivities(http, appender, r, "http://unused", "http://unused", "http://x")
+            for order_id in (declined, plain):
+                order = OrderInput(order_id, "cus-1", [LineItem("SKU-0001", 1)], 100, "EUR")
+                await saga.cancel_order(CancelInput(order, "customer_cancelled"))
+        await r.aclose()
+
+    asyncio.run(go())
+    cancelled = redis.Redis.from_url(redis_url, decode_responses=True).xrange("orders:events")
+    reasons = {f["order_id"]: f["reason"] for _, f in cancelled if f["type"] == "OrderCancelled"}
+    assert reasons == {declined: "payment_declined", plain: "customer_cancelled"}
