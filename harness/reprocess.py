@@ -31,6 +31,7 @@ from harness.platforms.base import Endpoints
 __all__ = [
     "REQUESTS_FILE",
     "ReprocessRequest",
+    "check_request",
     "read_requests",
     "reprocess_status",
     "request_reprocess",
@@ -100,6 +101,26 @@ def _end_of_stream(redis_url: str) -> str:
     return str(last[0][0]) if last else "0-0"
 
 
+def check_request(
+    from_id: str = "-",
+    to_id: str = "+",
+    percent_bp: int = 500,
+    batch_size: int = 200,
+    batches_per_run: int = 20,
+    correction_id: str | None = None,
+) -> tuple[str, str]:
+    """The arguments of a request checked without the stack (so `sagaquake reprocess` refuses
+    them before it looks for one); the range's two stream ids, or a ConfigError."""
+    start, end = _stream_id(from_id, "--from"), _stream_id(to_id, "--to")
+    if not 0 < int(percent_bp) <= 10_000:
+        raise ConfigError(f"--percent-bp {percent_bp!r} must be between 1 and 10000")
+    if int(batch_size) < 1 or int(batches_per_run) < 1:
+        raise ConfigError("--batch-size and --batches-per-run must be at least 1")
+    if correction_id and not correction_id.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"--correction-id {correction_id!r}: use letters, digits, '-' and '_'")
+    return start, end
+
+
 def request_reprocess(
     endpoints: Endpoints,
     run_dir: Path,
@@ -119,14 +140,10 @@ def request_reprocess(
     from system_under_test.reprocess.client import start_reprocess
     from system_under_test.reprocess.models import ReprocessInput, workflow_id_for
 
-    start, end = _stream_id(from_id, "--from"), _stream_id(to_id, "--to")
-    if not 0 < int(percent_bp) <= 10_000:
-        raise ConfigError(f"--percent-bp {percent_bp!r} must be between 1 and 10000")
-    if int(batch_size) < 1 or int(batches_per_run) < 1:
-        raise ConfigError("--batch-size and --batches-per-run must be at least 1")
+    start, end = check_request(
+        from_id, to_id, percent_bp, batch_size, batches_per_run, correction_id
+    )
     cid = correction_id or f"c{int(time.time() * 1000)}"
-    if not cid.replace("-", "").replace("_", "").isalnum():
-        raise ConfigError(f"--correction-id {cid!r}: use letters, digits, '-' and '_'")
     if end == "+":
         end = _end_of_stream(endpoints.redis_url)
     request = ReprocessRequest(
