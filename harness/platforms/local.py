@@ -28,7 +28,12 @@ import redis
 from supervisor.xmlrpc import SupervisorTransport
 
 from harness import keys
-from harness.errors import PlatformError, StackAlreadyRunningError, StackNotRunningError
+from harness.errors import (
+    HarnessError,
+    PlatformError,
+    StackAlreadyRunningError,
+    StackNotRunningError,
+)
 from harness.platforms.base import (
     FAULT_PRIMITIVES,
     HTTP_SERVICES,
@@ -751,6 +756,20 @@ class LocalPlatform:
         if nft_unsupported() is not None:
             return []
         return NftTable(self.stack_id).remove(service)
+
+    def sweep(self) -> dict[str, Any]:
+        """Undo every fault of this stack (`sagaquake heal`), as the Kubernetes platform's sweep
+        does: what was healed, what was resumed, and what could not be (it never raises)."""
+        found: dict[str, Any] = {"healed": [], "resumed": [], "errors": []}
+        try:
+            found["healed"] = [f.as_dict() for f in self.heal()]
+        except HarnessError as exc:
+            found["errors"].append(str(exc))
+        try:
+            found["resumed"] = self.resume()
+        except HarnessError as exc:
+            found["errors"].append(str(exc))
+        return found
 
 
 def _tail(path: Path, lines: int = 20) -> str:
