@@ -8,8 +8,8 @@
 #   make kind-down / minikube-down   delete the cluster itself
 #   make chaos PLATFORM=k8s          the default suite against the stack of the current context
 #
-# Applying needs no kubectl: `python -m harness.platforms.kubernetes up` renders the overlay and
-# applies it through the Kubernetes API, as `sagaquake up --platform k8s` does.
+# Applying needs no kubectl: `sagaquake up --platform k8s` renders the overlay and applies it
+# through the Kubernetes API; `sagaquake down --platform k8s` deletes the namespace.
 
 KIND_CLUSTER ?= sagaquake
 IMAGE ?= sagaquake:dev
@@ -23,7 +23,6 @@ DOCKER ?= docker
 # k8s/kind/cluster.yaml; minikube's docker and podman drivers publish them with --ports.
 K8S_NODE_PORTS := 30080 30081 30082 30083 30089 30379 30733 30823
 
-K8S_PLATFORM := $(BIN)/python -m harness.platforms.kubernetes
 _k8s_comma := ,
 _k8s_empty :=
 _k8s_space := $(_k8s_empty) $(_k8s_empty)
@@ -42,7 +41,7 @@ kind-up: $(STAMP) k8s-image
 	  kind create cluster --name '$(KIND_CLUSTER)' --config '$(KIND_CONFIG)' --wait 180s; \
 	fi
 	kind load docker-image '$(IMAGE)' --name '$(KIND_CLUSTER)'
-	$(K8S_PLATFORM) up --context 'kind-$(KIND_CLUSTER)' --overlay kind --image '$(IMAGE)' --timeout $(K8S_UP_TIMEOUT)
+	$(BIN)/sagaquake up --platform k8s --context 'kind-$(KIND_CLUSTER)' --overlay kind --image '$(IMAGE)' --timeout $(K8S_UP_TIMEOUT)
 
 kind-down:
 	@command -v kind >/dev/null || { echo "kind is missing: nothing to delete"; exit 0; }
@@ -57,7 +56,7 @@ minikube-up: $(STAMP)
 	    $(if $(filter docker podman,$(MINIKUBE_DRIVER)),--ports='$(_MINIKUBE_PORTS)'); \
 	fi
 	minikube -p '$(MINIKUBE_PROFILE)' image build -t '$(IMAGE)' .
-	$(K8S_PLATFORM) up --context '$(MINIKUBE_PROFILE)' --overlay minikube --image '$(IMAGE)' --timeout $(K8S_UP_TIMEOUT)
+	$(BIN)/sagaquake up --platform k8s --context '$(MINIKUBE_PROFILE)' --overlay minikube --image '$(IMAGE)' --timeout $(K8S_UP_TIMEOUT)
 
 minikube-down:
 	@command -v minikube >/dev/null || { echo "minikube is missing: nothing to delete"; exit 0; }
@@ -65,4 +64,4 @@ minikube-down:
 
 # K8S_CONTEXT=... picks another context than the current one.
 k8s-down: $(STAMP)
-	$(K8S_PLATFORM) down $(if $(K8S_CONTEXT),--context '$(K8S_CONTEXT)')
+	$(BIN)/sagaquake down --platform k8s $(if $(K8S_CONTEXT),--context '$(K8S_CONTEXT)')

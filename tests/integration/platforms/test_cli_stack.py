@@ -1,5 +1,5 @@
-"""`sagaquake up / status / down` as a user runs them, including the clean-up of a stack whose
-supervisor died (a crash of the harness's process tree)."""
+"""`sagaquake up / status / endpoints / heal / down` as a user runs them, including the clean-up
+of a stack whose supervisor died (a crash of the harness's process tree)."""
 
 from __future__ import annotations
 
@@ -60,6 +60,16 @@ def test_up_status_down_and_a_second_up_is_refused(tmp_path) -> None:
             "saga-worker_01",
             "projection_00",
         } <= set(names)
+
+        endpoints = sagaquake(env, "endpoints", "--platform", "local")
+        assert endpoints.returncode == 0 and json.loads(endpoints.stdout) == status["endpoints"]
+        heal = sagaquake(env, "heal")  # nothing to undo: no fault was injected
+        assert heal.returncode == 0, heal.stdout + heal.stderr
+        assert {k: v for k, v in json.loads(heal.stdout).items() if k != "stale"} == {
+            "healed": [],
+            "resumed": [],
+            "errors": [],
+        }
 
         table = sagaquake(env, "status")
         assert (

@@ -77,7 +77,7 @@ def test_nightly_workflow_runs_both_suites_and_gates() -> None:
 
 
 def test_cli_renders_an_overlay_without_a_cluster(capsys: pytest.CaptureFixture[str]) -> None:
-    from harness.platforms.kubernetes.__main__ import main
+    from harness.cli import main
 
     assert main(["render", "--overlay", "minikube", "--image", "sagaquake:test"]) == 0
     docs = [d for d in yaml.safe_load_all(capsys.readouterr().out) if d]

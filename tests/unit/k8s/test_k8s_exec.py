@@ -203,7 +203,7 @@ def test_cli_renders_the_exec_role_with_pod_exec(
 ) -> None:
     import yaml
 
-    from harness.platforms.kubernetes.__main__ import main
+    from harness.cli import main
 
     monkeypatch.delenv("SAGAQUAKE_K8S_POD_EXEC", raising=False)
     assert main(["render", "--overlay", "kind", "--pod-exec"]) == 0
