@@ -11,11 +11,6 @@ Two choices for throughput, measured on 2 cores (docs/performance.md):
   through the server's task queues. This cut the Temporal server's CPU per order by two thirds.
   Retries keep the same policy (unlimited, backoff to 10 s); a worker that dies mid-step leaves
   the workflow task to time out and another worker replays it and redoes the step (idempotent).
-  A local activity retries inside the worker, holding a workflow-task slot, only while its next
-  backoff is at most LOCAL_RETRY_THRESHOLD (1 s): a step that keeps failing (payment down or
-  hanging) then waits on a workflow timer and frees the slot, so new orders keep being placed
-  and reserved (issue 17; Temporal's default threshold, 1 minute, let ~200 waiting sagas hold
-  every slot). Nothing changes while steps succeed: no command is added on the happy path.
 - The workflow runs outside the sandbox (`sandboxed=False`): the sandbox's per-run instance set-up
   was a third of the worker's CPU. The code here is deterministic by construction (no clock, no
   randomness, no I/O outside activities), and tests/unit/sut/test_replay.py fails any change that
@@ -50,14 +45,7 @@ with workflow.unsafe.imports_passed_through():
         OrderResult,
     )
 
-__all__ = [
-    "FRAUD_CHECK",
-    "FRAUD_HOLD",
-    "LOCAL_RETRY_THRESHOLD",
-    "VERSIONS",
-    "OrderSaga",
-    "patches_for",
-]
+__all__ = ["FRAUD_CHECK", "FRAUD_HOLD", "VERSIONS", "OrderSaga", "patches_for"]
 
 # The patches each version of the saga activates for the sagas its workers decide.
 FRAUD_CHECK = "fraud-check-before-charge"
@@ -73,9 +61,6 @@ RETRY = RetryPolicy(
     non_retryable_error_types=list(BUSINESS_FAILURES),
 )
 STEP_TIMEOUT = timedelta(seconds=15)
-# Retries whose backoff is longer than this wait on a workflow timer instead of in the worker
-# (freeing the workflow-task slot): with RETRY, the 0.5 s and 1 s retries stay in the worker.
-LOCAL_RETRY_THRESHOLD = timedelta(seconds=1)
 
 
 def patches_for(version: int) -> frozenset[str]:
@@ -138,11 +123,7 @@ class OrderSaga:
     async def _step(self, activity: Any, arg: Any) -> Any:
         self._steps.append(activity.__name__)
         return await workflow.execute_local_activity_method(
-            activity,
-            arg,
-            start_to_close_timeout=STEP_TIMEOUT,
-            retry_policy=RETRY,
-            local_retry_threshold=LOCAL_RETRY_THRESHOLD,
+            activity, arg, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY
         )
 
     @workflow.query
