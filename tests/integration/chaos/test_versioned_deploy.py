@@ -31,7 +31,9 @@ def _workers(stack) -> dict[str, dict]:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_the_platform_runs_new_replicas_beside_the_old_and_retires_either_side(stack) -> None:  # type: ignore[no-untyped-def]
+def test_the_platform_runs_new_replicas_beside_the_old_and_can_abandon_them(stack) -> None:  # type: ignore[no-untyped-def]
+    """Adding and abandoning; finishing a side-by-side deploy (the old replicas replaced in
+    place, the added ones scaled away) runs four times in the experiment below."""
     platform = stack.platform
     before = {r.name: r.pid for r in platform.status() if r.service == "saga-worker"}
     assert platform.side_by_side("saga-worker") is None
@@ -48,20 +50,11 @@ def test_the_platform_runs_new_replicas_beside_the_old_and_retires_either_side(s
         assert platform.side_by_side("saga-worker") == {"size": 2, "env": v2}
         # abandoned: the old side's setting wins, the added replicas go, the old ones stay
         assert platform.retire_replicas("saga-worker", platform.deployed_env("saga-worker")) == []
-        now = {r.name: r.pid for r in platform.status() if r.service == "saga-worker"}
-        assert now == before and platform.side_by_side("saga-worker") is None
-        # finished: the old replicas are replaced in place, the service back to its size
-        platform.add_replicas("saga-worker", v2, wait_s=120)
-        replaced = platform.retire_replicas("saga-worker", v2, wait_s=120)
-        assert sorted(e.name for e in replaced) == sorted(before)
-        assert {n: w["saga_version"] for n, w in _workers(stack).items()} == dict.fromkeys(
-            before, 2
-        )
-        assert platform.deployed_env("saga-worker") == v2
     finally:
         platform.retire_replicas("saga-worker", platform.deployed_env("saga-worker"))
-        platform.deploy("saga-worker", {VERSION_ENV: "1"}, wait_s=120)
-    assert len(_workers(stack)) == 2
+    now = {r.name: r.pid for r in platform.status() if r.service == "saga-worker"}
+    assert now == before and platform.side_by_side("saga-worker") is None
+    assert {n: w["saga_version"] for n, w in _workers(stack).items()} == dict.fromkeys(before, 1)
 
 
 def test_versioned_deploy_and_back_under_load(stack, chaos_run) -> None:  # type: ignore[no-untyped-def]
