@@ -1,7 +1,7 @@
 """The harness states its own expectations of the system (harness/keys.py, harness/ids.py,
 verify's rules): the load generator, the live watch and the verifier never borrow the system's
-code to decide what is right, or a wrong rule in the system could never be caught.
-(tests/unit/verify/test_verify_independence.py holds the verifier to it on its own.)"""
+code to decide what is right, or a wrong rule in the system could never be caught (the
+selftest's readmodel-cancelled-as-completed is the mutation that proves it for the verifier)."""
 
 from __future__ import annotations
 
