@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from harness.chaos.context import ChaosContext, chaos_context, flag, number, service_name
 from harness.chaos.deploy import (
     DEPLOYMENT_ENV,
     VERSION_ENV,
+    VERSIONS,
     not_landed,
     replica_evidence,
     saga_version,
@@ -203,7 +205,7 @@ def worker_deployment(
     name = _deployment(deployment)
     endpoints = ctx.platform.endpoints()
     pinned: dict[str, Any] = {}
-    for v in (1, 2):
+    for v in VERSIONS:
         try:
             pinned[build_id(v)] = _pinned_running(endpoints, name, build_id(v))
         except Exception as exc:
@@ -220,24 +222,16 @@ def worker_deployment(
 # -- one blue/green step ------------------------------------------------------------------------
 
 
+@dataclass
 class _Step:
     """Blue/green steps of one service, each recorded in an evidence dict as it goes."""
 
-    def __init__(
-        self,
-        platform: _Platform,
-        endpoints: Endpoints,
-        service: str,
-        deployment: str,
-        wait_s: float,
-        drain_s: float,
-    ) -> None:
-        self.platform = platform
-        self.endpoints = endpoints
-        self.service = service
-        self.deployment = deployment
-        self.wait_s = wait_s
-        self.drain_s = drain_s
+    platform: _Platform
+    endpoints: Endpoints
+    service: str
+    deployment: str
+    wait_s: float
+    drain_s: float
 
     def run(
         self,

@@ -17,7 +17,7 @@ import tempfile
 import time
 import uuid
 import xmlrpc.client
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -53,6 +53,7 @@ from harness.platforms.local_config import (
     programs,
     read_deploys,
     render_supervisord_conf,
+    replica_name,
     with_deploys,
     write_deploys,
 )
@@ -453,17 +454,17 @@ class LocalPlatform:
             raise PlatformError(f"replicas must be between 0 and {MAX_REPLICAS}, got {replicas}")
         before = self.replicas.get(service, 1)
         self.replicas[service] = replicas
-        self._forget_replicas(f"{service}_{n:02d}" for n in range(replicas, before))
+        self._forget_replicas(replica_name(service, n) for n in range(replicas, before))
         self._write_conf()
         rpc = self._rpc()
         rpc.supervisor.reloadConfig()
         for n in range(replicas, before):  # scale down: highest replicas go first
-            name = f"{service}_{n:02d}"
+            name = replica_name(service, n)
             with contextlib.suppress(xmlrpc.client.Fault):
                 rpc.supervisor.stopProcess(name, True)
             rpc.supervisor.removeProcessGroup(name)
         for n in range(before, replicas):
-            rpc.supervisor.addProcessGroup(f"{service}_{n:02d}")
+            rpc.supervisor.addProcessGroup(replica_name(service, n))
         self._save_state()
         if replicas:
             self.wait_ready((service,), wait_s)
@@ -586,7 +587,7 @@ class LocalPlatform:
         env = {str(k): str(v) for k, v in env.items()}
         deploys = read_deploys(self.platform_dir)
         new_env = {**deploys["services"].get(service, {}), **env}
-        added = [f"{service}_{n:02d}" for n in range(before, 2 * before)]
+        added = [replica_name(service, n) for n in range(before, 2 * before)]
         for name in added:
             deploys["replicas"][name] = new_env
         deploys["side_by_side"][service] = {"size": before, "env": env}
@@ -616,7 +617,7 @@ class LocalPlatform:
         if not pending:
             return []
         size = int(pending["size"])
-        keep = [f"{service}_{n:02d}" for n in range(size)]
+        keep = [replica_name(service, n) for n in range(size)]
         replaced = self._roll(service, keep, env, wait_s)
         if all(e.landed for e in replaced):
             self.scale(service, size, wait_s)
@@ -630,7 +631,7 @@ class LocalPlatform:
         "env": what the added replicas run}`), or None."""
         return read_deploys(self.platform_dir)["side_by_side"].get(service)
 
-    def _forget_replicas(self, names: Any) -> None:
+    def _forget_replicas(self, names: Iterable[str]) -> None:
         deploys = read_deploys(self.platform_dir)
         for name in names:
             deploys["replicas"].pop(name, None)

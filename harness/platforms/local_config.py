@@ -25,6 +25,7 @@ __all__ = [
     "programs",
     "read_deploys",
     "render_supervisord_conf",
+    "replica_name",
     "with_deploys",
     "write_deploys",
 ]
@@ -135,10 +136,15 @@ def system_env(ports: LocalPorts, options: LocalOptions) -> dict[str, str]:
     }
 
 
+def replica_name(service: str, replica: int) -> str:
+    """The supervisord program of replica `replica` (from 0) of `service`: payment-service_01."""
+    return f"{service}_{replica:02d}"
+
+
 def program_for(service: str, replica: int, ports: LocalPorts, options: LocalOptions) -> Program:
     """The program of one replica of a Python service."""
     module, port_field, slot = _PYTHON_SERVICES[service]
-    name = f"{service}_{replica:02d}"
+    name = replica_name(service, replica)
     health_port = ports.health_base + slot + replica
     env = {
         **system_env(ports, options),

@@ -84,6 +84,11 @@ class RunData:
         )
 
     @property
+    def failed_experiments(self) -> list[str]:
+        """The experiments the gate says did not complete (none for a run only verified)."""
+        return [str(name) for name in as_list((self.gate or {}).get("failed_experiments"))]
+
+    @property
     def duration_s(self) -> float:
         return float(len(self.rates)) if len(self.rates) else 0.0
 

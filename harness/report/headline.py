@@ -94,7 +94,7 @@ def headline(data: RunData) -> Headline:
         n = violations(inv)
         parts.append(f"{inv.get('name', '?')} violated by {n:,} order{'s' if n != 1 else ''}")
     parts += [threshold_text(t) for t in missed]
-    broken = [str(e) for e in (data.gate or {}).get("failed_experiments") or []]
+    broken = data.failed_experiments
     parts += [f"experiment {name} did not complete" for name in broken]
     if unknown or t_unknown:
         names = [str(i.get("name", "?")) for i in unknown] + [str(t.get("name")) for t in t_unknown]

@@ -134,11 +134,10 @@ def render_junit(data: RunData) -> str:
     root = ET.Element("testsuites", {"name": f"sagaquake {run_id}"})
     _invariant_suite(root, data, timestamp)
     _threshold_suite(root, data, timestamp)
-    broken = (data.gate or {}).get("failed_experiments") or []
-    if broken:
+    if data.failed_experiments:
         suite = _suite(root, "experiments", timestamp)
-        for name in broken:
-            case = _case(suite, "sagaquake.experiments", str(name))
+        for name in data.failed_experiments:
+            case = _case(suite, "sagaquake.experiments", name)
             text = f"experiment {name} did not complete (see chaos/{name}.journal.json)"
             ET.SubElement(
                 case, "failure", {"type": "ExperimentFailed", "message": text}
