@@ -14,7 +14,6 @@ from importlib.resources import files
 from typing import Any
 
 import harness
-from harness.report import plots
 from harness.report.data import RunData, as_dict
 from harness.report.headline import (
     Headline,
@@ -27,6 +26,7 @@ from harness.report.headline import (
 from harness.report.journal import experiments, short_json
 from harness.report.markup import e, note, num, pill, table_html, temporal_link, utc, when
 from harness.report.placement import fmt_delay, placement
+from harness.report.plots import fault_color, fmt_elapsed, latency_chart, throughput_chart
 from harness.report.resilience import Score, experiment_scores, fault_scores, recovery_budget
 from harness.report.sections import (
     environment_section,
@@ -57,7 +57,7 @@ def _banner(data: RunData, head: Headline) -> str:
     if isinstance(run.get("ended_at"), int | float) and isinstance(
         run.get("started_at"), int | float
     ):
-        duration = plots.fmt_elapsed(run["ended_at"] - run["started_at"])
+        duration = fmt_elapsed(run["ended_at"] - run["started_at"])
     meta = [
         ("run", run.get("run_id") or data.run_dir.name),
         ("suite", run.get("suite")),
@@ -168,7 +168,7 @@ def _subject(data: RunData, example: dict[str, Any]) -> str:
         return temporal_link(data, example["order_id"])
     fault = example.get("fault")
     if isinstance(fault, int) and not isinstance(fault, bool):
-        swatch = f'<span class="swatch" style="background:{plots.fault_color(fault)}"></span>'
+        swatch = f'<span class="swatch" style="background:{fault_color(fault)}"></span>'
         out = f"{swatch}fault #{fault}"
         if example.get("slowest_order"):
             out += f"<br>slowest {temporal_link(data, example['slowest_order'])}"
@@ -270,7 +270,7 @@ def _faults_table(data: RunData, scores: dict[int, Score]) -> str:
         return note(data.notes.get("faults", "no fault window recorded"))
     rows = []
     for f in data.faults:
-        swatch = f'<span class="swatch" style="background:{plots.fault_color(f.index)}"></span>'
+        swatch = f'<span class="swatch" style="background:{fault_color(f.index)}"></span>'
         score = scores.get(f.index)
         landed: dict[bool | None, str] = {
             True: pill("pass", "YES"),
@@ -301,8 +301,8 @@ def _timeline(data: RunData, scores: dict[int, Score]) -> str:
     out = []
     notes = [data.notes[k] for k in ("ledger", "events") if k in data.notes]
     out += [note(n) for n in notes]
-    tp = plots.throughput_chart(data)
-    lat = plots.latency_chart(data)
+    tp = throughput_chart(data)
+    lat = latency_chart(data)
     if tp:
         out.append(
             '<h3>Orders per second <span class="sub">offered (sent by clients), accepted '

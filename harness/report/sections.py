@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from harness.report import plots
 from harness.report.data import RunData
 from harness.report.evidence import evidence_headline
 from harness.report.journal import Experiment, Step, short_json
@@ -22,6 +21,7 @@ from harness.report.placement import (
     placement,
     placement_per_fault,
 )
+from harness.report.plots import fmt_elapsed, time_to_terminal_chart
 from harness.report.resilience import AVAILABLE_FRACTION, Score
 
 __all__ = [
@@ -94,7 +94,7 @@ def placement_section(data: RunData) -> str:
 
 def ttt_section(data: RunData) -> str:
     out = []
-    chart = plots.time_to_terminal_chart(data)
+    chart = time_to_terminal_chart(data)
     if chart:
         out.append(
             '<p class="explain">From the client\'s first request for the order to its terminal '
@@ -208,8 +208,8 @@ def _score_explain(data: RunData, score: Score | None) -> str:
         return ""
     lo, hi = score.window
     avail = (
-        f"availability {score.availability:.0%} (seconds of {plots.fmt_elapsed(lo)} to "
-        f"{plots.fmt_elapsed(hi)} completing ≥ {AVAILABLE_FRACTION:.0%} of the pre-fault "
+        f"availability {score.availability:.0%} (seconds of {fmt_elapsed(lo)} to "
+        f"{fmt_elapsed(hi)} completing ≥ {AVAILABLE_FRACTION:.0%} of the pre-fault "
         f"{score.baseline_per_s:.2f} orders/s)"
     )
     rec = f"recovery {score.recovery:.2f}" if score.recovery is not None else score.note

@@ -7,8 +7,8 @@ selftest`; `load_catalogue` reads and checks `scenarios/mutations/`.
 
 from __future__ import annotations
 
-from harness.selftest.catalogue import Mutation, Replacement, load_catalogue, select
-from harness.selftest.mutate import apply_mutation, copy_project, mutated_text
+from harness.selftest.catalogue import Mutation, Replacement, load_catalogue, mutated_text, select
+from harness.selftest.mutate import apply_mutation, copy_project
 from harness.selftest.outcome import CaseResult, judge
 from harness.selftest.runner import SelftestOptions, list_catalogue, run_selftest
 

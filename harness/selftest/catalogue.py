@@ -25,6 +25,7 @@ __all__ = [
     "find_suite",
     "load_catalogue",
     "load_mutation",
+    "mutated_text",
     "select",
 ]
 
@@ -122,11 +123,38 @@ def _expect(value: Any, where: str, known: Iterable[str]) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _excerpt(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def mutated_text(mutation: Mutation, root: Path) -> str:
+    """The mutated file's text, from the file under `root`; each replacement applies to the
+    result of the previous one and its `find` must occur exactly once there."""
+    text = (root / mutation.file).read_text()
+    for i, rep in enumerate(mutation.replacements):
+        count = text.count(rep.find)
+        if count != 1:
+            moved = "the code it targets has moved" if count == 0 else "it is ambiguous"
+            raise ConfigError(
+                f"{mutation.source}: replace[{i}].find occurs {count} times in {mutation.file}, "
+                f"expected exactly once ({moved}): {_excerpt(rep.find)!r}; update the mutation"
+            )
+        text = text.replace(rep.find, rep.with_, 1)
+    if mutation.file.suffix == ".py":
+        try:
+            compile(text, str(mutation.file), "exec")
+        except SyntaxError as exc:
+            raise ConfigError(
+                f"{mutation.source}: the mutated {mutation.file} does not compile "
+                f"(line {exc.lineno}: {exc.msg}); fix its 'with' text"
+            ) from None
+    return text
+
+
 def load_mutation(path: Path, root: Path, invariants: Iterable[str]) -> Mutation:
     """Read one mutation file and check it against the project at `root` (the target file
     exists and every `find` occurs in it exactly once, applied in order)."""
-    from harness.selftest.mutate import mutated_text
-
     where = str(path)
     try:
         data = yaml.safe_load(path.read_text())

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.selftest.catalogue import Mutation
+from harness.selftest.catalogue import Mutation, mutated_text
 
-__all__ = ["COPIED", "Applied", "apply_mutation", "copy_project", "mutated_text", "sha256"]
+__all__ = ["COPIED", "Applied", "apply_mutation", "copy_project", "sha256"]
 
 # What a run needs from the project: the harness, the system, the scenarios, the metadata.
 COPIED = ("harness", "system_under_test", "scenarios", "pyproject.toml")
@@ -44,35 +44,6 @@ class Applied:
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _excerpt(text: str, limit: int = 120) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def mutated_text(mutation: Mutation, root: Path) -> str:
-    """The mutated file's text, from the file under `root`; each replacement applies to the
-    result of the previous one and its `find` must occur exactly once there."""
-    text = (root / mutation.file).read_text()
-    for i, rep in enumerate(mutation.replacements):
-        count = text.count(rep.find)
-        if count != 1:
-            moved = "the code it targets has moved" if count == 0 else "it is ambiguous"
-            raise ConfigError(
-                f"{mutation.source}: replace[{i}].find occurs {count} times in {mutation.file}, "
-                f"expected exactly once ({moved}): {_excerpt(rep.find)!r}; update the mutation"
-            )
-        text = text.replace(rep.find, rep.with_, 1)
-    if mutation.file.suffix == ".py":
-        try:
-            compile(text, str(mutation.file), "exec")
-        except SyntaxError as exc:
-            raise ConfigError(
-                f"{mutation.source}: the mutated {mutation.file} does not compile "
-                f"(line {exc.lineno}: {exc.msg}); fix its 'with' text"
-            ) from None
-    return text
 
 
 def copy_project(root: Path, dest: Path) -> Path:
