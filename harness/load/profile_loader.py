@@ -69,6 +69,8 @@ def load_profile(name_or_path: str | Path, directory: Path = PROFILES_DIR) -> Pr
         raise ConfigError(f"{source}: not valid yaml: {_one_line(exc)}") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{source}: cannot be read: not UTF-8 text") from None
     return parse_profile(data, source=source, name=path.stem)
 
 

@@ -68,10 +68,10 @@ class Suite:
 
 def _find_suite(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():
         return path
     candidate = SCENARIOS / "suites" / f"{name_or_path}.yaml"
-    if candidate.exists():
+    if candidate.is_file():
         return candidate
     known = ", ".join(sorted(p.stem for p in (SCENARIOS / "suites").glob("*.yaml")))
     raise ConfigError(f"no suite {str(name_or_path)!r}: give a file or one of: {known}")
@@ -96,6 +96,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
     path = _find_suite(name_or_path)
     try:
         data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it as text: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):

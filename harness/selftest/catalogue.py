@@ -160,6 +160,8 @@ def load_mutation(path: Path, root: Path, invariants: Iterable[str]) -> Mutation
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot read it as text: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of mutation keys, got {data!r}")
     unknown = sorted(set(data) - _KEYS)
