@@ -95,6 +95,32 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("duration: ")) from None
 
 
+def _above_zero(text: str) -> float:
+    """A number above 0: 24, 0.5."""
+    try:
+        number = float(str(text).strip())
+    except ValueError:
+        number = 0.0
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
+    return number
+
+
+def _folder(text: str) -> str:
+    """A run folder: one that exists, or a path where one can be made (not a file)."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file: give a folder (made when missing)")
+    return text
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """KEY=VALUE."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key.strip(), value
+
+
 def _truthy(value: object) -> bool:
     """A flag that may come from its environment variable as text: 1, true, yes, on."""
     return value is True or str(value or "").strip().lower() in ("1", "true", "yes", "on")
@@ -195,17 +221,43 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return chaos_command(args)
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from harness.verify import LiveSource, exit_code, render_summary, verify_run, write_verdict
+def _show_histories(args: argparse.Namespace) -> int:
+    """`verify --show-histories`: a run folder's workflow histories, as Temporal's JSON."""
+    from harness.verify import check_inputs
+    from harness.verify.histories import print_histories
 
+    if args.live:
+        raise ConfigError("--show-histories reads a run folder's snapshot: drop --live")
+    if not args.run_dir:
+        raise ConfigError("--show-histories needs a run folder (e.g. reports/latest)")
+    check_inputs(args.run_dir)
+    print_histories(Path(args.run_dir), args.show_histories or None, sys.stdout)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness.verify import (
+        LiveSource,
+        check_inputs,
+        exit_code,
+        render_summary,
+        verify_run,
+        write_verdict,
+    )
+
+    if args.show_histories is not None:
+        return _show_histories(args)
+    folder = Path(args.run_dir) if args.run_dir else None
+    check_inputs(folder, args.replay_against or None)  # before looking for a stack
     live = None
-    run_dir = Path(args.run_dir) if args.run_dir else None
     if args.live:
         platform = attach(args.platform)
         e = platform.endpoints()
         live = LiveSource(e.redis_url, e.temporal_address, e.temporal_namespace)
-        run_dir = run_dir or platform.run_dir
-    if run_dir is None:
+        run_dir = folder or platform.run_dir
+    elif folder is not None:
+        run_dir = folder
+    else:
         raise HarnessError(
             "verify needs a run folder (e.g. reports/latest), or --live for the running stack"
         )
@@ -311,7 +363,7 @@ def _stack_verbs(sub: Any, commands: dict[str, Command]) -> None:
           help="how long to wait for readiness (default 120s locally, 300s on k8s)")  # fmt: skip
     local = up.add_argument_group("--platform local")
     only_local = _only_on("local")
-    _flag(local, "--run-dir", env="SAGAQUAKE_RUN_DIR", action=only_local,
+    _flag(local, "--run-dir", env="SAGAQUAKE_RUN_DIR", type=_folder, action=only_local,
           help="run folder (default: a new one under reports/)")  # fmt: skip
     replicas = _whole(1, MAX_REPLICAS)
     for service, env in (("order", "ORDER"), ("payment", "PAYMENT"), ("worker", "WORKER")):
@@ -355,7 +407,7 @@ def _stack_verbs(sub: Any, commands: dict[str, Command]) -> None:
 
 def _work_verbs(sub: Any, commands: dict[str, Command]) -> None:
     """load, chaos, reprocess."""
-    from harness.chaos.runner import add_chaos_arguments
+    from harness.chaos.runner import list_experiments
     from harness.load.cli import add_load_arguments
 
     load = sub.add_parser(
@@ -363,13 +415,28 @@ def _work_verbs(sub: Any, commands: dict[str, Command]) -> None:
     )
     add_load_arguments(load)
     _platform_flags(load)
-    _flag(load, "--run-dir", env="SAGAQUAKE_RUN_DIR",
+    _flag(load, "--run-dir", env="SAGAQUAKE_RUN_DIR", type=_folder,
           help="run folder for the ledger and Locust files (default: the stack's)")  # fmt: skip
     commands["load"] = cmd_load
 
     chaos = sub.add_parser("chaos", help="run a Chaos Toolkit experiment against the running stack")
-    add_chaos_arguments(chaos)  # with its own --platform
-    _context_flag(chaos)
+    chaos.add_argument(
+        "experiment", nargs="?",
+        help=f"an experiment file, or a name in scenarios/chaos ({', '.join(list_experiments())})",
+    )  # fmt: skip
+    _platform_flags(chaos)
+    _flag(chaos, "--run-dir", env="SAGAQUAKE_RUN_DIR", type=_folder,
+          help="run folder for the journal and fault windows (default: the stack's)")  # fmt: skip
+    _flag(chaos, "--compress", env="SAGAQUAKE_COMPRESS", type=_above_zero,
+          help="production seconds per wall second for fault durations (default: run.json's, "
+          "else 1)")  # fmt: skip
+    chaos.add_argument("--var", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                       help="set a configuration key of the experiment (repeatable)")  # fmt: skip
+    chaos.add_argument("--validate", action="store_true",
+                       help="only check the experiment file, run nothing")  # fmt: skip
+    chaos.add_argument(
+        "--list", action="store_true", help="list the experiments of scenarios/chaos"
+    )
     commands["chaos"] = cmd_chaos
 
     reprocess = sub.add_parser(
@@ -395,7 +462,7 @@ def _work_verbs(sub: Any, commands: dict[str, Command]) -> None:
           type=_seconds, help="how long to wait for it")  # fmt: skip
     _flag(reprocess, "--no-wait", env="SAGAQUAKE_REPROCESS_NO_WAIT", action="store_true",
           help="start it and return")  # fmt: skip
-    _flag(reprocess, "--run-dir", env="SAGAQUAKE_RUN_DIR",
+    _flag(reprocess, "--run-dir", env="SAGAQUAKE_RUN_DIR", type=_folder,
           help="run folder where the request is recorded (default: the stack's)")  # fmt: skip
     _platform_flags(reprocess)
     commands["reprocess"] = cmd_reprocess
@@ -417,6 +484,11 @@ def _proof_verbs(sub: Any, commands: dict[str, Command]) -> None:
         help="replay the run's workflow histories on this code instead of the current one: a git "
         "ref (a branch, tag or commit) or a folder holding system_under_test/",
     )
+    verify.add_argument(
+        "--show-histories", nargs="?", const="", metavar="WORKFLOW_ID",
+        help="print the run folder's saga workflow histories (only WORKFLOW_ID's if given) as "
+        "Temporal's JSON, and verify nothing",
+    )  # fmt: skip
     commands["verify"] = cmd_verify
 
     report = sub.add_parser(

@@ -6,9 +6,10 @@ and the rollback strategy `always`, and saves the journal as `<run_dir>/chaos/<n
 A file that cannot be loaded or is invalid raises `ConfigError` naming the file and the
 problem, before anything touches the stack.
 
-harness/cli.py owns the command line: it calls `add_chaos_arguments(parser)` on the `chaos`
-sub-parser and `chaos_command(args)`, which returns the exit code (0 the hypothesis held,
-1 the experiment deviated, failed or was aborted, 130 interrupted).
+harness/cli.py owns the command line (the flags of `chaos`, their variables, the one error
+format) and calls `chaos_command(args)`, which returns the exit code (0 the hypothesis held,
+1 the experiment deviated, failed or was aborted, 130 interrupted). `python -m
+harness.chaos.runner …` is `sagaquake chaos …`.
 """
 
 from __future__ import annotations
@@ -31,16 +32,14 @@ from harness.chaos import actions, ambiguous, deploy, midrequest, probes, reproc
 from harness.chaos.context import CONFIG_KEYS, number, platform_for, service_name
 from harness.chaos.control import journal_path, save_journal
 from harness.chaos.faults import ensure_faults_file
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 
 __all__ = [
     "EXPERIMENTS_DIR",
-    "add_chaos_arguments",
     "chaos_command",
     "check_experiment",
     "list_experiments",
     "load_experiment_file",
-    "register",
     "resolve_experiment",
     "run_experiment_file",
 ]
@@ -77,7 +76,7 @@ def load_experiment_file(path: Path) -> dict[str, Any]:
     """Load and validate an experiment; ConfigError naming the file and the problem."""
     try:
         experiment = load_experiment(str(path))
-    except (ChaosException, OSError) as exc:
+    except (ChaosException, OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot load experiment {str(path)!r}: {_one_line(exc)}") from None
     if not isinstance(experiment, dict):
         raise ConfigError(
@@ -253,70 +252,25 @@ def _one_line(exc: BaseException) -> str:
 # -- the command ------------------------------------------------------------------------------
 
 
-def add_chaos_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The flags of `sagaquake chaos`; each default comes from its SAGAQUAKE_* variable."""
-    parser.add_argument(
-        "experiment",
-        nargs="?",
-        help=f"an experiment file, or a name in scenarios/chaos ({', '.join(list_experiments())})",
-    )
-    parser.add_argument(
-        "--platform",
-        default=os.environ.get("SAGAQUAKE_PLATFORM", "local"),
-        choices=["local", "k8s"],
-        help="the platform the stack runs on [env SAGAQUAKE_PLATFORM]",
-    )
-    parser.add_argument(
-        "--run-dir",
-        default=os.environ.get("SAGAQUAKE_RUN_DIR") or None,
-        help="run folder for the journal and fault windows; default the stack's own [env SAGAQUAKE_RUN_DIR]",
-    )
-    parser.add_argument(
-        "--compress",
-        default=os.environ.get("SAGAQUAKE_COMPRESS") or None,
-        help="production seconds per wall second for fault durations; default run.json's, else 1 "
-        "[env SAGAQUAKE_COMPRESS]",
-    )
-    parser.add_argument(
-        "--var",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="set a configuration key of the experiment (repeatable)",
-    )
-    parser.add_argument(
-        "--validate", action="store_true", help="only check the experiment file, run nothing"
-    )
-    parser.add_argument(
-        "--list", action="store_true", help="list the experiments of scenarios/chaos"
-    )
-    return parser
-
-
-def _vars(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--var {pair!r} is not KEY=VALUE")
-        out[key.strip()] = value
-    return out
-
-
 def chaos_command(args: argparse.Namespace, out: Any = None) -> int:
     """`sagaquake chaos`: run (or validate, or list) an experiment; return the exit code."""
     out = out or sys.stdout
-    if args.list or not args.experiment:
+    if args.list:
         for name in list_experiments():
             print(name, file=out)
-        return 0 if args.list else 2
+        return 0
+    if not args.experiment:
+        raise ConfigError(
+            "chaos needs an experiment: a file, or a name in scenarios/chaos "
+            "(`sagaquake chaos --list` lists them)"
+        )
     source = resolve_experiment(args.experiment)
     if args.validate:
         load_experiment_file(source)
         print(f"{source}: valid", file=out)
         return 0
-    extra = _vars(args.var)
-    if args.compress:
+    extra: dict[str, Any] = dict(args.var)  # (key, value) pairs
+    if args.compress is not None:
         extra[CONFIG_KEYS["compress"]] = args.compress
     console = logging.StreamHandler(out)
     console.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
@@ -356,25 +310,7 @@ def _report(journal: dict[str, Any], out: Any) -> int:
     return 0 if status == "completed" and not deviated else 1
 
 
-def register(sub: Any, commands: dict[str, Any]) -> None:
-    """Add `sagaquake chaos` to the CLI's sub-parsers (the shape harness/cli.py's
-    `_extensions()` returns)."""
-    parser = sub.add_parser(
-        "chaos", help="run a Chaos Toolkit experiment against the stack (scenarios/chaos)"
-    )
-    add_chaos_arguments(parser)
-    commands["chaos"] = chaos_command
+if __name__ == "__main__":  # `python -m harness.chaos.runner …`: a shim over `sagaquake chaos …`
+    from harness.cli import main
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.chaos.runner`: the same command, until harness/cli.py wires it."""
-    parser = add_chaos_arguments(argparse.ArgumentParser(prog="sagaquake chaos"))
-    try:
-        return chaos_command(parser.parse_args(argv))
-    except HarnessError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["chaos", *sys.argv[1:]]))

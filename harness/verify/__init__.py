@@ -39,6 +39,7 @@ __all__ = [
     "LiveSource",
     "Verdict",
     "check_all",
+    "check_inputs",
     "exit_code",
     "export_snapshot",
     "invariant_names",
@@ -62,6 +63,17 @@ class LiveSource:
     namespace: str = "default"
 
 
+def check_inputs(run_dir: Path | str | None, replay_against: str | None = None) -> None:
+    """ConfigError for a run folder that does not exist or code to replay against that does not
+    (a path without system_under_test/, a ref git does not know): what `verify_run` refuses,
+    checked by `sagaquake verify --live` before it looks for a stack."""
+    if run_dir is not None and not Path(run_dir).is_dir():
+        raise ConfigError(f"no run folder at '{run_dir}': pass a folder under reports/")
+    if replay_against:
+        with code_to_replay(replay_against):  # a git ref is extracted, and removed again
+            pass
+
+
 def verify_run(
     run_dir: Path | str | None,
     *,
@@ -75,13 +87,9 @@ def verify_run(
     nothing: the caller writes verdict.json with `write_verdict`. `replay_against` (a folder or
     a git ref) is the code the histories are replayed on instead of the current one."""
     limits = validate_thresholds(thresholds)
-    if run_dir is not None and not Path(run_dir).is_dir():
-        raise ConfigError(f"no run folder at '{run_dir}': pass a folder under reports/")
+    check_inputs(run_dir, replay_against)
     if live is None and run_dir is None:
         raise ConfigError("verify needs a run folder, or a live stack to read from")
-    if replay_against:
-        with code_to_replay(replay_against):  # a path or ref that does not exist: say so now
-            pass
     with no_gc():
         if live is not None:
             h = load_live(run_dir, live.redis_url, live.temporal_address, live.namespace)

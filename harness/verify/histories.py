@@ -13,15 +13,15 @@ against the code, later and elsewhere, so they are part of the snapshot:
 
 The history is Temporal's own protobuf, not its JSON: parsing the JSON form costs ~5 ms a history
 (protobuf's pure-Python json_format), the binary form ~10 µs, and the replay reads every one.
-`python -m harness.verify.histories <run folder> [workflow id]` prints them as Temporal's JSON
-(the format of `temporal workflow show --output json`).
+`sagaquake verify <run folder> --show-histories [workflow id]` prints them as Temporal's JSON
+(the format of `temporal workflow show --output json`); `python -m harness.verify.histories <run
+folder> [workflow id]` is a shim over it.
 
 Reading them is read-only: Temporal's list and fetch-history calls.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import gzip
@@ -30,12 +30,14 @@ import re
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from google.protobuf.json_format import MessageToDict
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import History as HistoryProto
+
+from harness.errors import ConfigError
 
 __all__ = [
     "HISTORIES_FILE",
@@ -45,6 +47,7 @@ __all__ = [
     "decode",
     "encode",
     "iter_histories",
+    "print_histories",
     "scan_failures",
     "write_histories",
 ]
@@ -182,23 +185,30 @@ async def aexport_histories(
     return n
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the histories of a run folder (or one workflow's) as Temporal's JSON."""
-    parser = argparse.ArgumentParser(prog="python -m harness.verify.histories")
-    parser.add_argument("run_dir", type=Path)
-    parser.add_argument("workflow_id", nargs="?")
-    args = parser.parse_args(argv)
-    path = args.run_dir / HISTORIES_FILE
-    if not path.exists():
-        print(f"no histories at {path}", file=sys.stderr)
-        return 2
+def print_histories(run_dir: Path, workflow_id: str | None, out: IO[str]) -> int:
+    """Write the histories of a run folder (or one workflow's runs) to `out` as Temporal's JSON,
+    one indented object per run; return how many. ConfigError when the folder has none, or none
+    of `workflow_id`."""
+    path = run_dir / HISTORIES_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"no workflow histories at '{path}': a run's snapshot writes them (sagaquake run, "
+            "verify --live)"
+        )
+    shown = 0
     for record in iter_histories(path):
-        if args.workflow_id in (None, record.get("workflow_id")):
-            shown = {k: v for k, v in record.items() if k != "history"}
-            shown["history"] = MessageToDict(decode(record))
-            sys.stdout.write(orjson.dumps(shown, option=orjson.OPT_INDENT_2).decode() + "\n")
-    return 0
+        if workflow_id in (None, record.get("workflow_id")):
+            run = {k: v for k, v in record.items() if k != "history"}
+            run["history"] = MessageToDict(decode(record))
+            out.write(orjson.dumps(run, option=orjson.OPT_INDENT_2).decode() + "\n")
+            shown += 1
+    if workflow_id is not None and not shown:
+        raise ConfigError(f"no workflow {workflow_id!r} in '{path}'")
+    return shown
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m harness.verify.histories <run folder> [workflow id]`
+    from harness.cli import main
+
+    folder, rest = sys.argv[1:2], sys.argv[2:]
+    sys.exit(main(["verify", *folder, "--show-histories", *rest]))

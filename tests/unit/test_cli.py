@@ -5,14 +5,19 @@ looked for, and the `python -m` forms and the Make/CI/README commands going thro
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import runpy
 import shlex
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness import cli, stack_cli
+from harness.chaos import runner
 from harness.errors import StackNotRunningError
 
 pytestmark = pytest.mark.unit
@@ -27,7 +32,8 @@ STACK_VERBS = ["up", "down", "status", "endpoints", "heal", "load", "chaos", "re
 @pytest.fixture(autouse=True)
 def _no_platform_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("SAGAQUAKE_PLATFORM", "SAGAQUAKE_K8S_CONTEXT", "SAGAQUAKE_ORDER_REPLICAS",
-                 "SAGAQUAKE_REPORT_STRICT", "SAGAQUAKE_RUN_DIR"):  # fmt: skip
+                 "SAGAQUAKE_REPORT_STRICT", "SAGAQUAKE_RUN_DIR", "SAGAQUAKE_COMPRESS",
+                 "SAGAQUAKE_REPLAY_AGAINST"):  # fmt: skip
         monkeypatch.setenv(name, "")  # so that what main sets is undone after the test
         monkeypatch.delenv(name)
 
@@ -152,6 +158,15 @@ def test_context_is_handed_on_to_what_the_command_attaches(
         (["reprocess", "--correction-id", "a b"], "error: --correction-id 'a b'"),
         (["run", "--processes", "0"], "error: argument --processes: '0' is not a whole number"),
         (["up", "--timeout", "soon"], "error: argument --timeout: expected a duration"),
+        (
+            ["verify", "--live", "--replay-against", "no-such-ref"],
+            "error: --replay-against 'no-such-ref' is neither a folder nor a git ref",
+        ),
+        (
+            ["verify", "--live", "--replay-against", "/"],
+            "error: --replay-against '/' has no system_under_test/ package",
+        ),
+        (["verify", "--live", "/no/such/run"], "error: no run folder at '/no/such/run'"),
     ],
 )
 def test_inputs_are_checked_before_a_stack_is_looked_for(
@@ -204,6 +219,181 @@ def test_the_report_module_form_is_sagaquake_report(
 
     assert main([str(tmp_path / "nope"), "--strict"]) == 3
     assert capsys.readouterr().err.startswith("error: no run folder at")
+
+
+def _python_m(module: str, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`python -m <module> <argv…>` in this process: its exit code."""
+    monkeypatch.setattr(sys, "argv", [module, *argv])
+    with warnings.catch_warnings(), pytest.raises(SystemExit) as done:
+        warnings.simplefilter("ignore", RuntimeWarning)  # the module was imported already
+        runpy.run_module(module, run_name="__main__")
+    return done.value.code
+
+
+def test_the_chaos_module_form_is_sagaquake_chaos(
+    no_stack: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _python_m("harness.chaos.runner", ["--list"], monkeypatch) == 0
+    assert "kill-payment-pods" in capsys.readouterr().out.split()
+    argv = ["kill-payment-pods", "--compress", "0"]
+    assert _python_m("harness.chaos.runner", argv, monkeypatch) == 3
+    assert capsys.readouterr().err == (
+        "error: argument --compress: '0' is not a number above 0 (see `sagaquake chaos --help`)\n"
+    )
+
+
+def test_chaos_hands_its_flags_to_the_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ran: list[tuple[Any, ...]] = []
+
+    def run(source: Path, run_dir: Any, platform: str, extra: dict[str, Any]) -> dict[str, Any]:
+        ran.append((source.name, run_dir, platform, extra))
+        return {"status": "completed", "deviated": False, "sagaquake": {"experiment": "x"}}
+
+    monkeypatch.setattr(runner, "run_experiment_file", run)
+    monkeypatch.setenv("SAGAQUAKE_COMPRESS", "24")
+    argv = ["chaos", "kill-payment-pods", "--var", "kill_count=2", "--var", "note=a=b",
+            "--run-dir", str(tmp_path), "--platform", "k8s"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert ran == [
+        ("kill-payment-pods.yaml", str(tmp_path), "k8s",
+         {"kill_count": "2", "note": "a=b", "sagaquake_compress": 24.0}),
+    ]  # fmt: skip
+    assert capsys.readouterr().out.startswith("experiment x: completed")
+
+
+def _write_histories(run_dir: Path, *workflow_ids: str) -> None:
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.history.v1 import History, HistoryEvent
+
+    from harness.verify.histories import HISTORIES_FILE, encode, write_histories
+
+    started = HistoryEvent(event_id=1, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
+    records = [
+        {"workflow_id": w, "run_id": f"run-{w}", "workflow_type": "OrderSaga",
+         "status": "COMPLETED", "history": encode(History(events=[started]))}
+        for w in workflow_ids
+    ]  # fmt: skip
+    write_histories(run_dir / HISTORIES_FILE, records)
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while text[at:].strip():
+        value, at = decoder.raw_decode(text, len(text) - len(text[at:].lstrip()))
+        found.append(value)
+    return found
+
+
+def test_verify_shows_a_runs_histories_and_verifies_nothing(
+    tmp_path: Path, no_stack: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_histories(tmp_path, "ord-1", "ord-2")
+    assert cli.main(["verify", str(tmp_path), "--show-histories"]) == 0
+    runs = _json_objects(capsys.readouterr().out)
+    assert [r["run_id"] for r in runs] == ["run-ord-1", "run-ord-2"]
+    event = runs[0]["history"]["events"][0]
+    assert (event["eventId"], event["eventType"]) == ("1", "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED")
+    assert cli.main(["verify", str(tmp_path), "--show-histories", "ord-2"]) == 0
+    assert [r["run_id"] for r in _json_objects(capsys.readouterr().out)] == ["run-ord-2"]
+    assert cli.main(["verify", str(tmp_path), "--show-histories", "ord-9"]) == 3
+    assert capsys.readouterr().err.startswith("error: no workflow 'ord-9' in ")
+    assert cli.main(["verify", str(tmp_path), "--live", "--show-histories"]) == 3
+    assert capsys.readouterr().err.startswith("error: --show-histories reads a run folder's")
+    assert [p.name for p in tmp_path.iterdir()] == ["history"]  # no verdict.json
+
+
+def test_the_histories_module_form_is_verify_show_histories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_histories(tmp_path, "ord-1", "ord-2")
+    assert _python_m("harness.verify.histories", [str(tmp_path), "ord-1"], monkeypatch) == 0
+    assert [r["run_id"] for r in _json_objects(capsys.readouterr().out)] == ["run-ord-1"]
+    assert _python_m("harness.verify.histories", [str(tmp_path / "x")], monkeypatch) == 3
+    assert capsys.readouterr().err.startswith("error: no run folder at ")
+
+
+# -- every verb, bad input: one error, exit 3, nothing started or written -----------------------
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch: pytest.MonkeyPatch, no_stack: None) -> None:
+    """Whatever would start, find or reach a stack fails the test."""
+
+    def refuse(*args: Any, **kw: Any) -> Any:
+        raise AssertionError("reached for a stack before refusing the command's input")
+
+    for owner, name in ((stack_cli, "start_local"), (stack_cli, "_kubernetes"),
+                        (stack_cli, "attach"), (runner, "platform_for")):  # fmt: skip
+        monkeypatch.setattr(owner, name, refuse)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ("up --run-dir {file}", "error: argument --run-dir: '{file}' is a file: give a folder"),
+        ("up --timeout 0", "error: argument --timeout: must be longer than 0 seconds"),
+        ("down --platform docker", "error: argument --platform: invalid choice: 'docker'"),
+        ("status --context kind-x", "error: --context is for --platform k8s"),
+        ("endpoints --platform docker", "error: argument --platform: invalid choice: 'docker'"),
+        ("heal --platform docker", "error: argument --platform: invalid choice: 'docker'"),
+        ("render --overlay nope", "error: argument --overlay: invalid choice: 'nope'"),
+        ("load --compress abc", "error: argument --compress: invalid float value: 'abc'"),
+        ("load --profile {binary}", "error: {binary}: cannot be read: not UTF-8 text"),
+        ("load --run-dir {file}", "error: argument --run-dir: '{file}' is a file"),
+        ("chaos", "error: chaos needs an experiment: a file, or a name in scenarios/chaos"),
+        ("chaos nope", "error: no experiment 'nope': give a file or one of scenarios/chaos"),
+        ("chaos {binary}", "error: cannot load experiment '{binary}': 'utf-8' codec"),
+        (
+            "chaos kill-payment-pods --compress abc",
+            "error: argument --compress: 'abc' is not a number above 0",
+        ),
+        ("chaos kill-payment-pods --var x", "error: argument --var: 'x' is not KEY=VALUE"),
+        (
+            "chaos kill-payment-pods --var nope=1",
+            "error: experiment '{repo}/scenarios/chaos/kill-payment-pods.yaml' has no configuration "
+            "key 'nope'",
+        ),
+        ("chaos kill-payment-pods --run-dir {file}", "error: argument --run-dir: '{file}' is a"),
+        ("reprocess --to xyz", "error: --to 'xyz' is not a stream id"),
+        ("reprocess --run-dir {file}", "error: argument --run-dir: '{file}' is a file"),
+        ("verify {missing}", "error: no run folder at '{missing}'"),
+        ("verify", "error: verify needs a run folder (e.g. reports/latest), or --live"),
+        ("verify --show-histories", "error: --show-histories needs a run folder"),
+        ("verify {folder} --show-histories", "error: no workflow histories at '{folder}/history/"),
+        ("report {missing}", "error: no run folder at '{missing}'"),
+        ("run --suite nope", "error: no suite 'nope': give a file or one of: default"),
+        ("run --suite {folder}", "error: no suite '{folder}': give a file or one of: default"),
+        ("run --suite {binary}", "error: {binary}: cannot read it as text: 'utf-8' codec"),
+        ("run --platform k8s --processes 0", "error: argument --processes: '0' is not a whole"),
+        ("selftest --only nope", "error: --only: no mutation 'nope'; known: "),
+        ("selftest --catalogue {missing}", "error: no mutation catalogue at '{missing}'"),
+        ("selftest --catalogue {folder} --list", "error: {binary}: cannot read it as text"),
+    ],
+)
+def test_bad_input_is_one_error_and_nothing_starts_or_is_written(
+    nothing_starts: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: str,
+    message: str,
+) -> None:
+    folder = tmp_path / "given"
+    folder.mkdir()
+    (folder / "binary.yaml").write_bytes(b"\x7fELF\x02\x01\x01\x00\xd0\xff" * 8)
+    (tmp_path / "a-file").write_text("not a folder")
+    paths = {"file": tmp_path / "a-file", "folder": folder, "binary": folder / "binary.yaml",
+             "missing": tmp_path / "missing", "repo": REPO}  # fmt: skip
+    for name in ("SAGAQUAKE_STATE_DIR", "SAGAQUAKE_REPORTS_DIR"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+    before = sorted(tmp_path.rglob("*"))
+    assert cli.main(shlex.split(argv.format(**paths))) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(message.format(**paths))
+    assert err.count("\n") <= 2 and "Traceback" not in err
+    assert sorted(tmp_path.rglob("*")) == before
 
 
 # -- the commands people type: Make, CI, the README and the platform docs -----------------------
