@@ -333,6 +333,8 @@ def cmd_selftest(args: argparse.Namespace) -> int:
     from harness.selftest import SelftestOptions, list_catalogue, run_selftest
 
     only = [n.strip() for n in str(args.only or "").split(",") if n.strip()]
+    if args.only is not None and not only:  # else every mutation would run
+        raise ConfigError(f"--only {args.only!r} names no mutation: give names, comma-separated")
     options = SelftestOptions(
         only=only,
         quick=_truthy(args.quick),

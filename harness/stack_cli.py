@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from harness.errors import StackNotRunningError
+from harness.errors import PlatformError, StackNotRunningError
 from harness.platforms import attach
 from harness.platforms.base import Endpoints
 from harness.platforms.local import LocalPlatform, clean_stale_stack
 from harness.runs import new_run_dir
-from harness.settings import LocalOptions, state_dir
+from harness.settings import LocalOptions, LocalPorts, state_dir
 
 if TYPE_CHECKING:
     from harness.platforms.kubernetes.platform import KubernetesPlatform
@@ -73,9 +73,10 @@ def start_local(
     console: Console, run_dir: Path | None, replicas: dict[str, int], timeout_s: float
 ) -> LocalPlatform:
     """Start the local stack and say where everything is."""
+    ports, options = LocalPorts.from_env(), LocalOptions.from_env()  # refused before a folder
     run_dir = run_dir or new_run_dir("stack")
     run_dir.mkdir(parents=True, exist_ok=True)
-    platform = LocalPlatform(run_dir, options=LocalOptions.from_env(), replicas=replicas)
+    platform = LocalPlatform(run_dir, ports=ports, options=options, replicas=replicas)
     note = clean_stale_stack()
     if note:
         console.print(f"[yellow]{note}[/]")
@@ -208,8 +209,13 @@ def heal_command(args: argparse.Namespace, console: Console) -> int:
 
 
 def render_command(args: argparse.Namespace, console: Console) -> int:
-    """Print the manifests `up --platform k8s` would apply; touches nothing."""
+    """Print the manifests `up --platform k8s` would apply; touches nothing (it reads the
+    kubeconfig only to pick the overlay when --overlay is not given)."""
     import yaml
 
-    sys.stdout.write(yaml.safe_dump_all(_kubernetes(args).manifests(), sort_keys=False))
+    try:
+        docs = _kubernetes(args).manifests()
+    except PlatformError as exc:  # no kubeconfig to pick the overlay from
+        raise PlatformError(f"{exc}; or name the overlay: --overlay kind|minikube") from None
+    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
     return 0

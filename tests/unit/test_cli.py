@@ -324,8 +324,13 @@ def nothing_starts(monkeypatch: pytest.MonkeyPatch, no_stack: None) -> None:
     def refuse(*args: Any, **kw: Any) -> Any:
         raise AssertionError("reached for a stack before refusing the command's input")
 
+    import harness.run.orchestrator
+    import harness.selftest.runner
+
     for owner, name in ((stack_cli, "start_local"), (stack_cli, "_kubernetes"),
-                        (stack_cli, "attach"), (runner, "platform_for")):  # fmt: skip
+                        (stack_cli, "attach"), (runner, "platform_for"),
+                        (harness.run.orchestrator, "run_suite"),
+                        (harness.selftest.runner, "run_case")):  # fmt: skip
         monkeypatch.setattr(owner, name, refuse)
 
 
@@ -368,6 +373,7 @@ def nothing_starts(monkeypatch: pytest.MonkeyPatch, no_stack: None) -> None:
         ("run --suite {binary}", "error: {binary}: cannot read it as text: 'utf-8' codec"),
         ("run --platform k8s --processes 0", "error: argument --processes: '0' is not a whole"),
         ("selftest --only nope", "error: --only: no mutation 'nope'; known: "),
+        ("selftest --only ,", "error: --only ',' names no mutation: give names"),
         ("selftest --catalogue {missing}", "error: no mutation catalogue at '{missing}'"),
         ("selftest --catalogue {folder} --list", "error: {binary}: cannot read it as text"),
     ],
@@ -394,6 +400,36 @@ def test_bad_input_is_one_error_and_nothing_starts_or_is_written(
     assert err.startswith(message.format(**paths))
     assert err.count("\n") <= 2 and "Traceback" not in err
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_render_without_a_kubeconfig_says_to_name_the_overlay(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.errors import PlatformError
+    from harness.platforms.kubernetes import platform
+
+    def connect(*args: Any) -> Any:
+        raise PlatformError("no kubernetes cluster is configured (no kubeconfig)")
+
+    monkeypatch.setattr(platform, "connect", connect)
+    monkeypatch.delenv("SAGAQUAKE_K8S_OVERLAY", raising=False)
+    assert cli.main(["render"]) == 3
+    assert capsys.readouterr().err == (
+        "error: no kubernetes cluster is configured (no kubeconfig); or name the overlay: "
+        "--overlay kind|minikube\n"
+    )
+
+
+def test_up_reads_its_settings_before_it_makes_a_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SAGAQUAKE_REPORTS_DIR", str(tmp_path))
+    monkeypatch.setenv("SAGAQUAKE_REDIS_PORT", "abc")
+    monkeypatch.setattr(stack_cli, "LocalPlatform", None)  # reached: a TypeError, not exit 3
+    assert cli.main(["up"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "SAGAQUAKE_REDIS_PORT" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- the commands people type: Make, CI, the README and the platform docs -----------------------
