@@ -4,8 +4,8 @@ variable (shown in --help); every verb that touches a stack takes `--platform lo
 Errors the user can act on (HarnessError, and a flag argparse refuses) print one line,
 `error: …`, and exit with their code (3); Ctrl-C exits 130 after the command's own clean-up.
 A command checks its own inputs (a profile, a number, a duration) before it looks for a stack.
-The `python -m` forms (`harness.cli`, `harness.report`, `harness.platforms.kubernetes`) call
-`main` too.
+The `python -m` forms (`harness.cli`, `harness.report`, `harness.platforms.kubernetes`,
+`harness.chaos.runner`, `harness.verify.histories`) call `main` too.
 """
 
 from __future__ import annotations
