@@ -19,7 +19,6 @@ import uuid
 import xmlrpc.client
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -185,8 +184,8 @@ class LocalPlatform:
             run_dir=str(self.run_dir),
             supervisord_pid=self._supervisord_pid,
             socket=str(self._socket),
-            ports=asdict(self.ports),
-            options=asdict(self.options),
+            ports=self.ports.model_dump(),
+            options=self.options.model_dump(),
             replicas=dict(self.replicas),
         ).save()
 
