@@ -151,7 +151,9 @@ Whole = Annotated[int, Field(ge=1)]
 
 
 def _port(default: int, field: str, description: str) -> Any:
-    return Field(default, validation_alias=f"SAGAQUAKE_{field.upper()}_PORT", description=description)
+    return Field(
+        default, validation_alias=f"SAGAQUAKE_{field.upper()}_PORT", description=description
+    )
 
 
 class PathSettings(SettingsGroup):
@@ -216,7 +218,7 @@ class LocalPorts(SettingsGroup):
         names = [name for name in cls.model_fields if name != "health_base"]
         start = _free_block(len(names) + _HEALTH_BLOCK)
         values = {name: start + i for i, name in enumerate(names)}
-        return cls(**values, health_base=start + len(names))
+        return cls.model_validate({**values, "health_base": start + len(names)})
 
     def as_env(self) -> dict[str, str]:
         """The SAGAQUAKE_<FIELD>_PORT variables under which `from_env()` returns these ports."""
@@ -313,7 +315,8 @@ class LoadSettings(SettingsGroup):
         None, description="the same in seconds, as the runner hands it to Locust (beats DURATION)"
     )
     start_hour: str | None = Field(
-        None, description='where in the day the run starts: 8, 7.5 or "15:00"; default the profile\'s'
+        None,
+        description='where in the day the run starts: 8, 7.5 or "15:00"; default the profile\'s',
     )
     processes: Whole = Field(
         1, description="Locust processes (`--processes` of `load` and `run`; master + N workers)"
@@ -381,7 +384,8 @@ class KubernetesSettings(SettingsGroup):
         None, description="the folder with base/, overlays/, kind/; default the repository's k8s/"
     )
     k8s_impersonate: str | None = Field(
-        None, description="who chaos acts as: `none` for yourself; default the chaos service account"
+        None,
+        description="who chaos acts as: `none` for yourself; default the chaos service account",
     )
     k8s_pod_exec: bool = Field(
         False, description="let the chaos identity exec into pods (`up --pod-exec`)"

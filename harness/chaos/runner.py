@@ -32,6 +32,7 @@ from harness.chaos.context import CONFIG_KEYS, number, platform_for, service_nam
 from harness.chaos.control import journal_path, save_journal
 from harness.chaos.faults import ensure_faults_file
 from harness.errors import ConfigError, HarnessError
+from harness.settings import env_text
 
 __all__ = [
     "EXPERIMENTS_DIR",
@@ -262,18 +263,18 @@ def add_chaos_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     )
     parser.add_argument(
         "--platform",
-        default=os.environ.get("SAGAQUAKE_PLATFORM", "local"),
+        default=env_text("SAGAQUAKE_PLATFORM") or "local",
         choices=["local", "k8s"],
         help="the platform the stack runs on [env SAGAQUAKE_PLATFORM]",
     )
     parser.add_argument(
         "--run-dir",
-        default=os.environ.get("SAGAQUAKE_RUN_DIR") or None,
+        default=env_text("SAGAQUAKE_RUN_DIR"),
         help="run folder for the journal and fault windows; default the stack's own [env SAGAQUAKE_RUN_DIR]",
     )
     parser.add_argument(
         "--compress",
-        default=os.environ.get("SAGAQUAKE_COMPRESS") or None,
+        default=env_text("SAGAQUAKE_COMPRESS"),
         help="production seconds per wall second for fault durations; default run.json's, else 1 "
         "[env SAGAQUAKE_COMPRESS]",
     )

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.durations import format_duration, parse_duration
-from harness.errors import ConfigError
+from harness.flags import env_flag, real, whole
 from harness.load.profile_loader import available_profiles
 from harness.load.runner import LoadProgress, LoadResult, run_load
-from harness.flags import env_flag, real, whole
 from harness.load.settings import DEFAULTS, ENV
 from harness.platforms.base import Endpoints
 
@@ -32,7 +31,9 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     """Add the load flags; every default comes from its SAGAQUAKE_* variable, then DEFAULTS."""
     g = parser.add_argument_group("load")
     profiles = ", ".join(available_profiles())
-    _flag(g, "--profile", "profile", f"profile name ({profiles}) or a .yaml path; default %(default)s")
+    _flag(
+        g, "--profile", "profile", f"profile name ({profiles}) or a .yaml path; default %(default)s"
+    )
     _flag(g, "--compress", "compress", "time compression: production seconds per wall second "
           "(24 = a day in an hour); default the profile's", type=real(above=0))  # fmt: skip
     _flag(g, "--duration", "duration",

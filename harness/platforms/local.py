@@ -150,7 +150,7 @@ class LocalPlatform:
             raise StackNotRunningError("no local stack is running: start one with `sagaquake up`")
         platform = cls(
             Path(state.run_dir),
-            LocalPorts(**state.ports),
+            LocalPorts.model_validate(state.ports),
             LocalOptions(**state.options),
             replicas=state.replicas,
             stack_id=state.stack_id,
