@@ -44,6 +44,7 @@ __all__ = [
     "VerifySettings",
     "env_text",
     "env_value",
+    "field_type",
     "free_port",
     "isolated_env",
     "port_is_free",
@@ -110,7 +111,9 @@ def _config_error(group: type[SettingsGroup], exc: ValidationError) -> ConfigErr
     name = names.get(key, key)
     var = group.env_name(name) if name in group.model_fields else key
     subject = f"environment variable {var}={error.get('input')!r}"
-    kind = _base_type(group.model_fields[name]) if name in group.model_fields else None
+    kind, metadata = (
+        field_type(group.model_fields[name]) if name in group.model_fields else (None, [])
+    )
     if error["type"] == "value_error":
         return ConfigError(f"environment variable {var}: {error['ctx']['error']}")
     if error["type"] == "literal_error":
@@ -118,28 +121,31 @@ def _config_error(group: type[SettingsGroup], exc: ValidationError) -> ConfigErr
     if kind is bool:
         return ConfigError(f"{subject} is not a yes or no: use 1 or 0")
     if kind in (int, float):
-        metadata = group.model_fields[name].metadata
         return ConfigError(f"{subject} is not {expected_from_metadata(kind is int, metadata)}")
     return ConfigError(f"{subject}: {error['msg'].lower()}")
 
 
-def _base_type(field: FieldInfo) -> Any:
-    """int for `int`, `int | None`; the annotation itself otherwise."""
-    kind = field.annotation
+def field_type(field: FieldInfo) -> tuple[Any, list[Any]]:
+    """The type of a field without `| None` and `Annotated`, and its constraints (Ge, Le...)."""
+    kind, metadata = field.annotation, list(field.metadata)
     if typing.get_origin(kind) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         kind = args[0] if len(args) == 1 else kind
-    return kind
+    if typing.get_origin(kind) is Annotated:
+        kind, *extra = typing.get_args(kind)
+        for item in extra:
+            metadata.extend(item.metadata if isinstance(item, FieldInfo) else [item])
+    return kind, metadata
 
 
 def _duration(positive: bool) -> Any:
-    def parse(value: Any) -> float:
+    def duration_setting(value: Any) -> float:
         try:
             return parse_duration(value, "d", positive=positive)
         except ConfigError as exc:
             raise ValueError(str(exc).removeprefix("d: ")) from None
 
-    return BeforeValidator(parse)
+    return BeforeValidator(duration_setting)
 
 
 # the one duration grammar (harness.durations) for every setting that is a duration
@@ -339,7 +345,7 @@ class LoadSettings(SettingsGroup):
     web_host: str = Field("127.0.0.1", description="web UI address")
     web_port: Port = Field(8089, description="web UI port")
     autostart: bool = Field(False, description="with --web: start at once")
-    overdue_s: Positive = Field(
+    overdue_s: PositiveDuration = Field(
         10.0,
         validation_alias="SAGAQUAKE_UI_OVERDUE_S",
         description="the web UI flags accepted orders without OrderPlaced after this long",
