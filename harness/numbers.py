@@ -16,7 +16,16 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from harness.errors import ConfigError
 
-__all__ = ["expected_number", "number", "whole_number"]
+__all__ = ["NumberError", "expected_from_metadata", "expected_number", "number", "whole_number"]
+
+
+class NumberError(ConfigError):
+    """A bad number; `expected` says what a good one is, for messages laid out another way
+    (a file's `key 'x': expected a number above 0, got -5`)."""
+
+    def __init__(self, message: str, expected: str) -> None:
+        super().__init__(message)
+        self.expected = expected
 
 
 def expected_number(
@@ -29,20 +38,14 @@ def expected_number(
 ) -> str:
     """What a valid value is, in words: `a whole number from 1 to 10`, `a number above 0`."""
     kind = "a whole number" if whole else "a number"
-    low = (f"{minimum:g}", "") if minimum is not None else None
-    if above is not None:
-        low = (f"{above:g}", "above")
-    high = (f"{maximum:g}", "") if maximum is not None else None
-    if below is not None:
-        high = (f"{below:g}", "below")
-    if low and high and not low[1] and not high[1]:
-        return f"{kind} from {low[0]} to {high[0]}"
-    parts = []
-    if low:
-        parts.append(f"above {low[0]}" if low[1] else f"of {low[0]} or more")
-    if high:
-        parts.append(f"below {high[0]}" if high[1] else f"of {high[0]} or less")
-    return " ".join([kind, " and ".join(parts)]).strip()
+    if minimum is not None and maximum is not None:
+        return f"{kind} from {minimum:g} to {maximum:g}"
+    low = f"of {minimum:g} or more" if minimum is not None else None
+    low = f"above {above:g}" if above is not None else low
+    high = f"below {below:g}" if below is not None else None
+    if maximum is not None:
+        high = f"up to {maximum:g}" if low else f"of {maximum:g} or less"
+    return " ".join([kind, " and ".join(p for p in (low, high) if p)]).strip()
 
 
 def expected_from_metadata(whole: bool, metadata: list[Any]) -> str:
@@ -58,13 +61,14 @@ def expected_from_metadata(whole: bool, metadata: list[Any]) -> str:
 @lru_cache(maxsize=64)
 def _adapter(
     whole: bool,
+    strict: bool,
     minimum: float | None,
     above: float | None,
     maximum: float | None,
     below: float | None,
 ) -> TypeAdapter[Any]:
     kind: Any = int if whole else float
-    field = Field(ge=minimum, gt=above, le=maximum, lt=below, allow_inf_nan=False)
+    field = Field(ge=minimum, gt=above, le=maximum, lt=below, allow_inf_nan=False, strict=strict)
     return TypeAdapter(Annotated[kind, field])
 
 
@@ -76,29 +80,36 @@ def number(
     above: float | None = None,
     maximum: float | None = None,
     below: float | None = None,
+    strict: bool = False,
 ) -> float:
-    """`value` (a number or its text) as a float within the bounds; a ConfigError naming `name`
-    (or, without a name, quoting just the value: argparse adds the flag) otherwise."""
-    return float(_check(value, name, False, minimum, above, maximum, below))
+    """`value` (a number or, unless `strict`, its text) as a float within the bounds; a
+    NumberError naming `name` (without one, quoting just the value: argparse adds the flag)."""
+    return float(_check(value, name, False, strict, minimum, above, maximum, below))
 
 
 def whole_number(
-    value: Any, name: str | None, *, minimum: int | None = None, maximum: int | None = None
+    value: Any,
+    name: str | None,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    strict: bool = False,
 ) -> int:
-    """`value` as an int within [minimum, maximum]; the same ConfigError as `number` otherwise."""
-    return int(_check(value, name, True, minimum, None, maximum, None))
+    """`value` as an int within [minimum, maximum]; the same NumberError as `number` otherwise."""
+    return int(_check(value, name, True, strict, minimum, None, maximum, None))
 
 
 def _check(
     value: Any,
     name: str | None,
     whole: bool,
+    strict: bool,
     minimum: float | None,
     above: float | None,
     maximum: float | None,
     below: float | None,
 ) -> Any:
-    adapter = _adapter(whole, minimum, above, maximum, below)
+    adapter = _adapter(whole, strict, minimum, above, maximum, below)
     try:
         if isinstance(value, bool):  # True is not 1 here
             raise ValueError(value)
@@ -108,4 +119,4 @@ def _check(
         what = expected_number(
             whole=whole, minimum=minimum, above=above, maximum=maximum, below=below
         )
-        raise ConfigError(f"{subject} is not {what}") from None
+        raise NumberError(f"{subject} is not {what}", what) from None
