@@ -2,7 +2,8 @@
 
 A flag's variable must be a setting of harness/settings.py (so the settings table lists it);
 its text is checked by the flag's own `type`, and a bad one names the variable rather than
-the flag: `environment variable SAGAQUAKE_PROCESSES: 'x' is not a whole number of 1 or more`.
+the flag, as a bad setting does: `environment variable SAGAQUAKE_PROCESSES='x' is not a whole
+number of 1 or more`.
 """
 
 from __future__ import annotations
@@ -43,13 +44,15 @@ def _naming(env: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
         except (argparse.ArgumentTypeError, ValueError) as exc:
             if not isinstance(text, _FromEnv):
                 raise
-            raise ConfigError(f"environment variable {env}: {exc or repr(str(text))}") from None
+            reason = str(exc)
+            sep = "=" if reason.startswith(repr(str(text))) else ": "
+            raise ConfigError(f"environment variable {env}{sep}{reason}") from None
 
     parse.__name__ = getattr(kind, "__name__", "value")  # argparse's "invalid <name> value"
     return parse
 
 
-def whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+def whole(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
     """An argparse `type`: a whole number in [minimum, maximum]."""
 
     def parse(text: str) -> int:

@@ -376,25 +376,32 @@ class VerifySettings(SettingsGroup):
 class KubernetesSettings(SettingsGroup):
     heading: ClassVar[str] = "Kubernetes (`--platform k8s`)"
 
-    k8s_context: str | None = Field(None, description="the kubeconfig context (`--context`)")
+    k8s_context: str | None = Field(
+        None, description="the kubeconfig context to act on (`--context`); default the current one"
+    )
     k8s_overlay: str | None = Field(
-        None, description="the k8s/overlays/ folder to apply; default from the context's name"
+        None,
+        description="the k8s/overlays/ folder to apply (`--overlay`); default `kind` for a "
+        "`kind-*` context, `minikube` for `minikube`",
     )
     k8s_image: str | None = Field(
-        None, description="the image of every container; default sagaquake:dev"
+        None, description="the image of every container (`--image`); default `sagaquake:dev`"
     )
     k8s_node_host: str | None = Field(
-        None, description="the host where NodePorts answer; default the cluster's"
+        None, description="where the NodePorts answer from here; default the API server's host"
     )
     k8s_dir: Path | None = Field(
-        None, description="the folder with base/, overlays/, kind/; default the repository's k8s/"
+        None, description="where base/ and overlays/ are; default the repository's `k8s/`"
     )
     k8s_impersonate: str | None = Field(
         None,
-        description="who chaos acts as: `none` for yourself; default the chaos service account",
+        description="who faults act as; `none` to act as yourself; default "
+        "`system:serviceaccount:sagaquake:sagaquake-chaos`",
     )
     k8s_pod_exec: bool = Field(
-        False, description="let the chaos identity exec into pods (`up --pod-exec`)"
+        False,
+        description="`up` also applies `k8s/base/chaos-rbac-exec.yaml`, letting the chaos "
+        "identity exec into pods (pause and the kills mid-request need it; `up --pod-exec`)",
     )
 
 

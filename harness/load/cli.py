@@ -43,7 +43,7 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     _flag(g, "--processes", "processes",
           "Locust processes (master + N workers when > 1); default %(default)s", type=whole(1))  # fmt: skip
     _flag(g, "--seed", "seed", "seed of the arrivals and the order mix; default %(default)s",
-          type=int)  # fmt: skip
+          type=whole())  # fmt: skip
     _flag(g, "--arrivals", "arrivals",
           "poisson (real customers) or uniform (evenly spaced); default the profile's",
           choices=("poisson", "uniform"))  # fmt: skip

@@ -124,11 +124,11 @@ def test_the_old_name_of_the_processes_still_works_with_a_warning(
 @pytest.mark.parametrize(
     ("argv", "variable", "value", "message"),
     [
-        (["load"], "SAGAQUAKE_PROCESSES", "x", "error: environment variable SAGAQUAKE_PROCESSES: 'x' is not a whole number of 1 or more"),
-        (["load"], "SAGAQUAKE_COMPRESS", "fast", "error: environment variable SAGAQUAKE_COMPRESS: 'fast' is not a number above 0"),
+        (["load"], "SAGAQUAKE_PROCESSES", "x", "error: environment variable SAGAQUAKE_PROCESSES='x' is not a whole number of 1 or more"),
+        (["load"], "SAGAQUAKE_COMPRESS", "fast", "error: environment variable SAGAQUAKE_COMPRESS='fast' is not a number above 0"),
         (["load"], "SAGAQUAKE_WEB", "maybe", "error: environment variable SAGAQUAKE_WEB='maybe' is not a yes or no"),
-        (["run"], "SAGAQUAKE_PROCESSES", "0", "error: environment variable SAGAQUAKE_PROCESSES: '0' is not a whole number of 1 or more"),
-        (["up"], "SAGAQUAKE_ORDER_REPLICAS", "99", "error: environment variable SAGAQUAKE_ORDER_REPLICAS: '99' is not a whole number from 1 to"),
+        (["run"], "SAGAQUAKE_PROCESSES", "0", "error: environment variable SAGAQUAKE_PROCESSES='0' is not a whole number of 1 or more"),
+        (["up"], "SAGAQUAKE_ORDER_REPLICAS", "99", "error: environment variable SAGAQUAKE_ORDER_REPLICAS='99' is not a whole number from 1 to"),
         (["up"], "SAGAQUAKE_READY_TIMEOUT_S", "soon", "error: environment variable SAGAQUAKE_READY_TIMEOUT_S: expected a duration"),
     ],
 )  # fmt: skip
