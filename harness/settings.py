@@ -32,6 +32,7 @@ from harness.errors import ConfigError
 from harness.numbers import expected_from_metadata
 
 __all__ = [
+    "DEPRECATED",
     "GROUPS",
     "CommandSettings",
     "KubernetesSettings",
@@ -42,6 +43,7 @@ __all__ = [
     "RunSettings",
     "SettingsGroup",
     "VerifySettings",
+    "duration_setting",
     "env_text",
     "env_value",
     "field_type",
@@ -138,19 +140,15 @@ def field_type(field: FieldInfo) -> tuple[Any, list[Any]]:
     return kind, metadata
 
 
-def _duration(positive: bool) -> Any:
-    def duration_setting(value: Any) -> float:
-        try:
-            return parse_duration(value, "d", positive=positive)
-        except ConfigError as exc:
-            raise ValueError(str(exc).removeprefix("d: ")) from None
-
-    return BeforeValidator(duration_setting)
+def duration_setting(value: Any) -> float:
+    """A duration longer than 0 in the one grammar (harness.durations), for pydantic."""
+    try:
+        return parse_duration(value, "d", positive=True)
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix("d: ")) from None
 
 
-# the one duration grammar (harness.durations) for every setting that is a duration
-Duration = Annotated[float, _duration(positive=False)]
-PositiveDuration = Annotated[float, _duration(positive=True)]
+PositiveDuration = Annotated[float, BeforeValidator(duration_setting)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Whole = Annotated[int, Field(ge=1)]

@@ -18,7 +18,7 @@ from pydantic.fields import FieldInfo
 
 from harness.durations import format_duration
 from harness.numbers import expected_from_metadata
-from harness.settings import DEPRECATED, GROUPS, field_type
+from harness.settings import DEPRECATED, GROUPS, duration_setting, field_type
 
 __all__ = ["DOC", "render", "updated"]
 
@@ -28,9 +28,7 @@ END = "<!-- end of the settings table -->"
 
 
 def _is_duration(metadata: list[Any]) -> bool:
-    return any(
-        isinstance(m, BeforeValidator) and m.func.__name__ == "duration_setting" for m in metadata
-    )
+    return any(isinstance(m, BeforeValidator) and m.func is duration_setting for m in metadata)
 
 
 def _type(field: FieldInfo) -> str:
