@@ -5,6 +5,8 @@ bounds, `from_env()` reads the environment (an empty variable counts as unset) a
 value into one ConfigError line that names the variable. Building a group in code
 (`LocalOptions(reclaim_idle_s=10)`) never reads the environment. `harness.settings_table`
 renders every group into docs/settings.md, so the documentation cannot drift from this file.
+pydantic-settings rather than more hand-written parsing: typed, bounded fields that the table
+reads back, and one error structure to translate instead of a message per variable.
 """
 
 from __future__ import annotations
