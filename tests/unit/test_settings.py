@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 
 import pytest
 
@@ -18,6 +20,7 @@ from harness.settings import (
     RunSettings,
     VerifySettings,
     env_text,
+    env_value,
 )
 
 pytestmark = pytest.mark.unit
@@ -184,3 +187,21 @@ def test_the_settings_table_in_the_docs_is_up_to_date() -> None:
     for group in GROUPS:
         for name in group.model_fields:
             assert f"`{group.env_name(name)}`" in text
+
+
+def test_every_flag_default_is_its_settings_default() -> None:
+    """A flag's own default (when it has one) is the one its variable's setting declares."""
+    parser, _ = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    checked = 0
+    for verb, command in sub.choices.items():
+        for action in command._actions:
+            found = re.search(r"\[env (\w+)\]", action.help or "")
+            if not found or action.default is None or action.dest == "run_dir":
+                continue  # no default of its own (the stack's, the suite's); report's folder
+            value = action.default
+            if isinstance(value, str) and callable(action.type):
+                value = action.type(value)
+            assert value == env_value(found.group(1)), (verb, action.dest)
+            checked += 1
+    assert checked >= 20
