@@ -11,12 +11,13 @@ reads back, and one error structure to translate instead of a message per variab
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import socket
+import sys
 import types
 import typing
-import warnings
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
@@ -445,9 +446,15 @@ def env_text(name: str) -> str | None:
     _declared(name)
     old = next((o for o, new in DEPRECATED.items() if new == name and os.environ.get(o)), None)
     if old and not os.environ.get(name):
-        warnings.warn(f"{old} is deprecated: set {name} instead", FutureWarning, stacklevel=2)
+        _deprecated(old, name)
         return os.environ[old]
     return os.environ.get(name) or None
+
+
+@functools.cache
+def _deprecated(old: str, new: str) -> None:
+    """One line on stderr, once per process: the old name still works, for now."""
+    sys.stderr.write(f"warning: {old} is deprecated: set {new} instead\n")
 
 
 def env_value(name: str) -> Any:
