@@ -23,7 +23,11 @@ from rich.text import Text
 
 from harness import __version__, stack_cli
 from harness.errors import ConfigError, HarnessError, StackNotRunningError
+from harness.flags import env_flag as _flag
+from harness.flags import real
+from harness.flags import whole as _whole
 from harness.platforms import PLATFORMS, attach
+from harness.settings import env_text
 
 __all__ = ["build_parser", "main"]
 
@@ -39,15 +43,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise ConfigError(f"{message} (see `{self.prog} --help`)")
-
-
-def _flag(
-    parser: argparse.ArgumentParser | Any, *names: str, env: str, default: object = None, **kw: Any
-) -> None:
-    """A flag whose default comes from the environment variable `env` (unless it is empty)."""
-    help_text = str(kw.pop("help", ""))
-    value = os.environ.get(env) or default
-    parser.add_argument(*names, default=value, help=f"{help_text} [env {env}]", **kw)
 
 
 def _only_on(platform: str, *, switch: bool = False) -> type[argparse.Action]:
@@ -69,22 +64,6 @@ def _only_on(platform: str, *, switch: bool = False) -> type[argparse.Action]:
     return OnlyOn
 
 
-def _whole(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """A whole number in [minimum, maximum]."""
-    span = f"from {minimum} to {maximum}" if maximum is not None else f"of {minimum} or more"
-
-    def parse(text: str) -> int:
-        try:
-            number = int(str(text).strip())
-        except ValueError:
-            number = None
-        if number is None or number < minimum or (maximum is not None and number > maximum):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {span}")
-        return number
-
-    return parse
-
-
 def _seconds(text: str) -> float:
     """A duration longer than 0: 90, 90s, 10m, 1h30m."""
     from harness.durations import parse_duration
@@ -93,17 +72,6 @@ def _seconds(text: str) -> float:
         return parse_duration(text, "duration", positive=True)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc).removeprefix("duration: ")) from None
-
-
-def _above_zero(text: str) -> float:
-    """A number above 0: 24, 0.5."""
-    try:
-        number = float(str(text).strip())
-    except ValueError:
-        number = 0.0
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number above 0")
-    return number
 
 
 def _folder(text: str) -> str:
@@ -119,11 +87,6 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
     return key.strip(), value
-
-
-def _truthy(value: object) -> bool:
-    """A flag that may come from its environment variable as text: 1, true, yes, on."""
-    return value is True or str(value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _context_flag(parser: argparse.ArgumentParser) -> None:
@@ -288,7 +251,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         f"[{request.from_}, {request.to}] of orders:events, {request.percent_bp} bp refunded "
         f"(recorded in {run_dir / 'history' / 'reprocess.jsonl'})"
     )
-    if _truthy(args.no_wait):
+    if args.no_wait:
         return 0
     with console.status("reprocessing…"):
         status = wait_reprocess(e, request.workflow_id, args.timeout)
@@ -310,7 +273,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         markup=False,
         soft_wrap=True,
     )
-    return 1 if _truthy(args.strict) and paths.status != "PASS" else 0
+    return 1 if args.strict and paths.status != "PASS" else 0
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -337,12 +300,12 @@ def cmd_selftest(args: argparse.Namespace) -> int:
         raise ConfigError(f"--only {args.only!r} names no mutation: give names, comma-separated")
     options = SelftestOptions(
         only=only,
-        quick=_truthy(args.quick),
-        control=not _truthy(args.no_control),
-        keep_copies=_truthy(args.keep_copies),
+        quick=args.quick,
+        control=not args.no_control,
+        keep_copies=args.keep_copies,
         catalogue=Path(args.catalogue) if args.catalogue else None,
     )
-    if _truthy(args.list):
+    if args.list:
         return list_catalogue(options, console)
     signal.signal(signal.SIGTERM, _terminate)  # a cancelled CI job: clean up as for Ctrl-C
     return run_selftest(options, console)
@@ -429,7 +392,7 @@ def _work_verbs(sub: Any, commands: dict[str, Command]) -> None:
     _platform_flags(chaos)
     _flag(chaos, "--run-dir", env="SAGAQUAKE_RUN_DIR", type=_folder,
           help="run folder for the journal and fault windows (default: the stack's)")  # fmt: skip
-    _flag(chaos, "--compress", env="SAGAQUAKE_COMPRESS", type=_above_zero,
+    _flag(chaos, "--compress", env="SAGAQUAKE_COMPRESS", type=real(above=0),
           help="production seconds per wall second for fault durations (default: run.json's, "
           "else 1)")  # fmt: skip
     chaos.add_argument("--var", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
@@ -497,7 +460,7 @@ def _proof_verbs(sub: Any, commands: dict[str, Command]) -> None:
         "report", help="render report.html, summary.md and junit.xml for a run folder"
     )
     report.add_argument(
-        "run_dir", nargs="?", default=os.environ.get("SAGAQUAKE_RUN_DIR") or "reports/latest",
+        "run_dir", nargs="?", default=env_text("SAGAQUAKE_RUN_DIR") or "reports/latest",
         help="the run folder (default reports/latest) [env SAGAQUAKE_RUN_DIR]",
     )  # fmt: skip
     _flag(report, "--strict", env="SAGAQUAKE_REPORT_STRICT", action="store_true",
@@ -511,7 +474,7 @@ def _proof_verbs(sub: Any, commands: dict[str, Command]) -> None:
     _flag(run, "--suite", env="SAGAQUAKE_SUITE", default="default",
           help="suite file or name in scenarios/suites")  # fmt: skip
     _platform_flags(run, default=None)
-    _flag(run, "--processes", env="SAGAQUAKE_LOAD_PROCESSES", type=_whole(1),
+    _flag(run, "--processes", env="SAGAQUAKE_PROCESSES", type=_whole(1),
           help="Locust processes (default: the suite's)")  # fmt: skip
     commands["run"] = cmd_run
 

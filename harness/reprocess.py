@@ -26,6 +26,7 @@ import redis
 
 from harness import keys
 from harness.errors import ConfigError
+from harness.numbers import whole_number
 from harness.platforms.base import Endpoints
 
 __all__ = [
@@ -112,10 +113,9 @@ def check_request(
     """The arguments of a request checked without the stack (so `sagaquake reprocess` refuses
     them before it looks for one); the range's two stream ids, or a ConfigError."""
     start, end = _stream_id(from_id, "--from"), _stream_id(to_id, "--to")
-    if not 0 < int(percent_bp) <= 10_000:
-        raise ConfigError(f"--percent-bp {percent_bp!r} must be between 1 and 10000")
-    if int(batch_size) < 1 or int(batches_per_run) < 1:
-        raise ConfigError("--batch-size and --batches-per-run must be at least 1")
+    whole_number(percent_bp, "--percent-bp", minimum=1, maximum=10_000)
+    whole_number(batch_size, "--batch-size", minimum=1)
+    whole_number(batches_per_run, "--batches-per-run", minimum=1)
     if correction_id and not correction_id.replace("-", "").replace("_", "").isalnum():
         raise ConfigError(f"--correction-id {correction_id!r}: use letters, digits, '-' and '_'")
     return start, end

@@ -19,16 +19,16 @@ compressed.
 from __future__ import annotations
 
 import json
-import math
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.numbers import number as check_number
 from harness.platforms import attach
 from harness.platforms.base import SERVICES, Platform
+from harness.settings import RunSettings
 
 __all__ = [
     "CONFIG_KEYS",
@@ -46,11 +46,6 @@ CONFIG_KEYS = {
     "run_dir": "sagaquake_run_dir",
     "experiment": "sagaquake_experiment",
     "compress": "sagaquake_compress",
-}
-_ENV = {
-    "platform": "SAGAQUAKE_PLATFORM",
-    "run_dir": "SAGAQUAKE_RUN_DIR",
-    "compress": "SAGAQUAKE_COMPRESS",
 }
 
 _PLATFORMS: dict[str, Platform] = {}
@@ -78,15 +73,7 @@ def number(
     value: Any, name: str, minimum: float | None = None, maximum: float | None = None
 ) -> float:
     """A configuration or argument value as a float (environment values arrive as text)."""
-    try:
-        result = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"argument {name}={value!r} is not a number") from None
-    if math.isnan(result) or (minimum is not None and result < minimum):
-        raise ConfigError(f"argument {name}={value!r} must be a number >= {minimum:g}")
-    if maximum is not None and result > maximum:
-        raise ConfigError(f"argument {name}={value!r} must be a number <= {maximum:g}")
-    return result
+    return check_number(value, f"argument {name}", minimum=minimum, maximum=maximum)
 
 
 def flag(value: Any, name: str) -> bool:
@@ -126,8 +113,8 @@ def reset_platforms() -> None:
 
 def _setting(configuration: Any, key: str) -> Any:
     value = (configuration or {}).get(CONFIG_KEYS[key])
-    if value in (None, "") and key in _ENV:
-        value = os.environ.get(_ENV[key]) or None
+    if value in (None, "") and key in RunSettings.model_fields:
+        value = RunSettings.field_from_env(key)
     return value
 
 
@@ -140,10 +127,7 @@ def _compress(configuration: Any, run_dir: Path) -> float:
             value = None
     if value in (None, ""):
         return 1.0
-    result = number(value, CONFIG_KEYS["compress"])
-    if result <= 0:
-        raise ConfigError(f"{CONFIG_KEYS['compress']}={value!r} must be a number > 0")
-    return result
+    return check_number(value, CONFIG_KEYS["compress"], above=0)
 
 
 def chaos_context(configuration: Any = None) -> ChaosContext:

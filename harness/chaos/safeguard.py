@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.numbers import NumberError, number
 
 __all__ = ["Limit", "Safeguard", "parse_safeguard"]
 
@@ -83,13 +84,13 @@ def _is_placeholder(value: Any) -> bool:
     return isinstance(value, str) and value.startswith("${") and value.endswith("}")
 
 
-def _num(value: Any, where: str, *, placeholders: bool) -> float | None:
+def _num(value: Any, where: str, *, placeholders: bool, above: float | None = None) -> float | None:
     if value is None or (placeholders and _is_placeholder(value)):
         return None
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"safeguard {where} is {value!r}: expected a number") from None
+        return number(value, where, above=above)
+    except NumberError as exc:
+        raise ConfigError(f"safeguard {where} is {value!r}: expected {exc.expected}") from None
 
 
 def parse_safeguard(
@@ -105,9 +106,7 @@ def parse_safeguard(
             f"unknown safeguard key {sorted(unknown)[0]!r}; known: {', '.join(sorted(_TOP))}"
         )
     grace = _num(spec.get("grace_s", 30), "grace_s", placeholders=placeholders)
-    every = _num(spec.get("every_s", 1), "every_s", placeholders=placeholders)
-    if every is not None and every <= 0:
-        raise ConfigError(f"safeguard every_s is {every:g}: expected a number > 0")
+    every = _num(spec.get("every_s", 1), "every_s", placeholders=placeholders, above=0)
     items = spec.get("limits")
     if not isinstance(items, list) or not items:
         raise ConfigError("safeguard limits must be a non-empty list")

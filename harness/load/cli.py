@@ -8,118 +8,53 @@ run_dir)`, which returns the exit code.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from harness.durations import format_duration, parse_duration
-from harness.errors import ConfigError
+from harness.flags import env_flag, real, whole
 from harness.load.profile_loader import available_profiles
 from harness.load.runner import LoadProgress, LoadResult, run_load
-from harness.load.settings import DEFAULTS, ENV, env_flag
+from harness.load.settings import DEFAULTS, ENV
 from harness.platforms.base import Endpoints
 
 __all__ = ["add_load_arguments", "load_command", "print_result"]
 
 
-def _env(key: str) -> str | None:
-    value = os.environ.get(ENV[key])
-    return value if value else None
-
-
-def _help(text: str, key: str) -> str:
-    return f"{text} [env {ENV[key]}]"
+def _flag(group: Any, name: str, key: str, text: str, **kw: Any) -> None:
+    """`--name`, whose default is the variable of setting `key`, else its default."""
+    env_flag(group, name, env=ENV[key], default=getattr(DEFAULTS, key), help=text, **kw)
 
 
 def add_load_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the load flags; every default comes from its SAGAQUAKE_* variable, then DEFAULTS."""
     g = parser.add_argument_group("load")
-    g.add_argument(
-        "--profile",
-        default=_env("profile") or DEFAULTS.profile,
-        help=_help(
-            f"profile name ({', '.join(available_profiles())}) or a .yaml path; default %(default)s",
-            "profile",
-        ),
+    profiles = ", ".join(available_profiles())
+    _flag(
+        g, "--profile", "profile", f"profile name ({profiles}) or a .yaml path; default %(default)s"
     )
-    g.add_argument(
-        "--compress",
-        type=float,
-        default=_env("compress"),
-        help=_help("time compression: production seconds per wall second (24 = a day in an hour); "
-                   "default the profile's", "compress"),
-    )  # fmt: skip
-    g.add_argument(
-        "--duration",
-        default=_env("duration"),
-        help=_help(
-            "how long to load: 90s, 10m, 1h; default a whole day at the compression", "duration"
-        ),
-    )
-    g.add_argument(
-        "--start-hour",
-        default=_env("start_hour"),
-        help=_help(
-            'where in the day the run starts: 8, 7.5 or "15:00"; default the profile\'s',
-            "start_hour",
-        ),
-    )
-    g.add_argument(
-        "--processes",
-        type=int,
-        default=int(_env("processes") or DEFAULTS.processes),
-        help=_help(
-            "Locust processes (master + N workers when > 1); default %(default)s", "processes"
-        ),
-    )
-    g.add_argument(
-        "--seed",
-        type=int,
-        default=int(_env("seed") or DEFAULTS.seed),
-        help=_help("seed of the arrivals and the order mix; default %(default)s", "seed"),
-    )
-    g.add_argument(
-        "--arrivals",
-        choices=("poisson", "uniform"),
-        default=_env("arrivals"),
-        help=_help(
-            "poisson (real customers) or uniform (evenly spaced); default the profile's", "arrivals"
-        ),
-    )
-    g.add_argument(
-        "--max-users",
-        type=int,
-        default=int(_env("max_users") or DEFAULTS.max_users),
-        help=_help("cap of the user pool per Locust process; default %(default)s", "max_users"),
-    )
-    g.add_argument(
-        "--web",
-        action="store_true",
-        default=env_flag(_env("web")),
-        help=_help(
-            "open Locust's web UI (with the Saga ledger tab) instead of running headless", "web"
-        ),
-    )
-    g.add_argument(
-        "--web-host",
-        default=_env("web_host") or DEFAULTS.web_host,
-        help=_help("web UI address; default %(default)s", "web_host"),
-    )
-    g.add_argument(
-        "--web-port",
-        type=int,
-        default=int(_env("web_port") or DEFAULTS.web_port),
-        help=_help("web UI port; default %(default)s", "web_port"),
-    )
-    g.add_argument(
-        "--autostart",
-        action="store_true",
-        default=env_flag(_env("autostart")),
-        help=_help(
-            "with --web: start the run at once instead of waiting for the Start button", "autostart"
-        ),
-    )
+    _flag(g, "--compress", "compress", "time compression: production seconds per wall second "
+          "(24 = a day in an hour); default the profile's", type=real(above=0))  # fmt: skip
+    _flag(g, "--duration", "duration",
+          "how long to load: 90s, 10m, 1h; default a whole day at the compression")  # fmt: skip
+    _flag(g, "--start-hour", "start_hour",
+          'where in the day the run starts: 8, 7.5 or "15:00"; default the profile\'s')  # fmt: skip
+    _flag(g, "--processes", "processes",
+          "Locust processes (master + N workers when > 1); default %(default)s", type=whole(1))  # fmt: skip
+    _flag(g, "--seed", "seed", "seed of the arrivals and the order mix; default %(default)s",
+          type=whole())  # fmt: skip
+    _flag(g, "--arrivals", "arrivals",
+          "poisson (real customers) or uniform (evenly spaced); default the profile's",
+          choices=("poisson", "uniform"))  # fmt: skip
+    _flag(g, "--max-users", "max_users", "cap of the user pool per Locust process; default "
+          "%(default)s", type=whole(1))  # fmt: skip
+    _flag(g, "--web", "web", "open Locust's web UI (with the Saga ledger tab) instead of running "
+          "headless", action="store_true")  # fmt: skip
+    _flag(g, "--web-host", "web_host", "web UI address; default %(default)s")
+    _flag(g, "--web-port", "web_port", "web UI port; default %(default)s", type=whole(1, 65535))
+    _flag(g, "--autostart", "autostart", "with --web: start the run at once instead of waiting "
+          "for the Start button", action="store_true")  # fmt: skip
     return parser
 
 
@@ -167,8 +102,6 @@ def load_command(
     duration_s = (
         parse_duration(args.duration, "--duration", positive=True) if args.duration else None
     )
-    if args.processes < 1:
-        raise ConfigError(f"--processes '{args.processes}' must be 1 or more")
     if args.web:
         out.write(
             f"locust web ui: http://{args.web_host}:{args.web_port}/?tab=saga-ledger "

@@ -2,13 +2,12 @@
 
 A profile is data (`scenarios/load/profiles/<name>.yaml`, or any `.yaml` path), checked before
 anything starts: every error is a ConfigError naming the file, the key and what was expected
-(`flat.yaml: key 'order_mix.skus.count': expected an integer >= 1 and <= 9999, got 0`). The
+(`flat.yaml: key 'order_mix.skus.count': expected a whole number from 1 to 9999, got 0`). The
 model itself (profiles.py) knows nothing of files or YAML.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 from harness.errors import ConfigError
 from harness.load.curve import DAY_S
 from harness.load.profiles import OrderMix, Patience, Profile, RetryPolicy, Spike
+from harness.numbers import NumberError, expected_number, number, whole_number
 
 __all__ = [
     "PROFILES_DIR",
@@ -151,27 +151,17 @@ class _Reader:
         hi: float | None = None,
         lo_open: bool = False,
     ) -> float:
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
-            raise self.fail(key, f"expected a number, got {_show(value)}")
-        too_low = lo is not None and (value <= lo if lo_open else value < lo)
-        too_high = hi is not None and value > hi
-        if too_low or too_high:
-            bounds = _bounds(lo, hi, lo_open)
-            raise self.fail(key, f"expected a number {bounds}, got {_show(value)}")
-        return float(value)
+        low = {"above": lo} if lo_open else {"minimum": lo}
+        try:
+            return number(value, key, maximum=hi, strict=True, **low)
+        except NumberError as exc:
+            raise self.fail(key, f"expected {exc.expected}, got {_show(value)}") from None
 
     def integer(self, value: Any, key: str, lo: int | None = None, hi: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected an integer, got {_show(value)}")
-        if (lo is not None and value < lo) or (hi is not None and value > hi):
-            raise self.fail(
-                key, f"expected an integer {_bounds(lo, hi, False)}, got {_show(value)}"
-            )
-        return value
+        try:
+            return whole_number(value, key, minimum=lo, maximum=hi, strict=True)
+        except NumberError as exc:
+            raise self.fail(key, f"expected {exc.expected}, got {_show(value)}") from None
 
     def distribution(self, value: Any, key: str, lo: int, hi: int) -> dict[int, float]:
         """{integer: weight}, e.g. items per order; weights >= 0, at least one > 0."""
@@ -181,21 +171,12 @@ class _Reader:
         for k, w in value.items():
             n = self.integer(k, f"{key}.{k}", lo, hi) if not isinstance(k, str) else None
             if n is None:
-                raise self.fail(
-                    f"{key}.{k}", f"expected an integer {_bounds(lo, hi, False)}, got {_show(k)}"
-                )
+                expected = expected_number(whole=True, minimum=lo, maximum=hi)
+                raise self.fail(f"{key}.{k}", f"expected {expected}, got {_show(k)}")
             out[n] = self.number(w, f"{key}.{k}", 0)
         if sum(out.values()) <= 0:
             raise self.fail(key, "expected at least one weight > 0, got all 0")
         return out
-
-
-def _bounds(lo: float | None, hi: float | None, lo_open: bool) -> str:
-    if lo is not None and hi is not None:
-        return f"{'>' if lo_open else '>='} {lo:g} and <= {hi:g}"
-    if lo is not None:
-        return f"{'>' if lo_open else '>='} {lo:g}"
-    return f"<= {hi:g}"
 
 
 def _show(value: Any) -> str:

@@ -14,12 +14,12 @@ the curve inside its window; the whole day, spikes included, then sums to `order
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from harness.errors import ConfigError
 from harness.load.curve import DAY_S, DayCurve, RateCurve
+from harness.numbers import number
 
 __all__ = ["OrderMix", "Patience", "Profile", "RetryPolicy", "Spike"]
 
@@ -111,11 +111,10 @@ class Profile:
         """The rate of a run at this compression, starting at this hour (the profile's by default)."""
         c = self.compress if compress is None else compress
         h = self.start_hour if start_hour is None else start_hour
-        if not (isinstance(c, int | float) and c > 0 and math.isfinite(c)):
-            raise ConfigError(f"compress must be a number > 0, got {c!r}")
+        c = number(c, "compress", above=0)
         if not (isinstance(h, int | float) and 0 <= h < 24):
             raise ConfigError(f"start hour must be in [0, 24), got {h!r}")
-        return RateCurve(self._day, float(c), float(h) * 3600.0)
+        return RateCurve(self._day, c, float(h) * 3600.0)
 
     def rate_at(
         self, t_s: float, compress: float | None = None, start_hour: float | None = None

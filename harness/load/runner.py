@@ -36,6 +36,7 @@ from harness.load.profile_loader import load_profile, parse_hour
 from harness.load.profiles import Profile
 from harness.load.settings import DEFAULTS, ENV
 from harness.load.summary import PLAN_FILE, LoadSummary, load_summary, plan_curve
+from harness.numbers import number, whole_number
 from harness.settings import free_port
 
 __all__ = [
@@ -132,7 +133,7 @@ def plan_load(
             raise ConfigError(
                 f'start hour {start_hour!r} is not an hour in [0, 24) or "HH:MM"'
             ) from None
-    c = p.compress if compress is None else float(compress)
+    c = number(p.compress if compress is None else compress, "compress", above=0)
     curve = p.curve(c, hour)
     d = p.full_day_s(c) if duration_s is None else float(duration_s)
     if d <= 0:
@@ -140,8 +141,7 @@ def plan_load(
     mode = arrivals or p.arrivals
     if mode not in ("poisson", "uniform"):
         raise ConfigError(f"arrivals '{mode}' is not one of poisson, uniform")
-    if processes < 1:
-        raise ConfigError(f"processes '{processes}' must be 1 or more")
+    processes = whole_number(processes, "processes", minimum=1)
     target = curve.expected_orders(d)
     return LoadPlan(
         profile=p.name,

@@ -19,7 +19,6 @@ import uuid
 import xmlrpc.client
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +150,7 @@ class LocalPlatform:
             raise StackNotRunningError("no local stack is running: start one with `sagaquake up`")
         platform = cls(
             Path(state.run_dir),
-            LocalPorts(**state.ports),
+            LocalPorts.model_validate(state.ports),
             LocalOptions(**state.options),
             replicas=state.replicas,
             stack_id=state.stack_id,
@@ -185,8 +184,8 @@ class LocalPlatform:
             run_dir=str(self.run_dir),
             supervisord_pid=self._supervisord_pid,
             socket=str(self._socket),
-            ports=asdict(self.ports),
-            options=asdict(self.options),
+            ports=self.ports.model_dump(),
+            options=self.options.model_dump(),
             replicas=dict(self.replicas),
         ).save()
 

@@ -14,6 +14,8 @@ import yaml
 
 from harness.durations import parse_duration
 from harness.errors import ConfigError
+from harness.numbers import NumberError, whole_number
+from harness.numbers import number as real_number
 from harness.run.gate import Threshold, parse_threshold
 
 __all__ = ["SCENARIOS", "ScheduledExperiment", "Suite", "load_suite"]
@@ -115,11 +117,14 @@ def load_suite(name_or_path: str | Path) -> Suite:
         value = data.get(key, default)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+        try:
+            if kind is int:
+                return whole_number(value, key, minimum=int(low), strict=True)
+            return real_number(value, key, minimum=low, strict=True)
+        except NumberError as exc:
             raise ConfigError(
-                f"{path}: key {key!r}: expected a {kind.__name__} >= {low:g}, got {value!r}"
-            )
-        return kind(value)
+                f"{path}: key {key!r}: expected {exc.expected}, got {value!r}"
+            ) from None
 
     experiments = []
     for i, entry in enumerate(data.get("experiments") or []):

@@ -22,7 +22,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from harness.errors import ConfigError
+from harness.settings import VerifySettings
 from harness.verify.frames import no_gc, object_frame
 from harness.verify.history import (
     PART_FILES,
@@ -304,13 +304,8 @@ def _workers(workers: int | None) -> int:
     """How many processes read a snapshot: `workers`, else SAGAQUAKE_VERIFY_WORKERS, else 2
     where fork is safe (two cores or more, fork available, no gevent monkey-patching: Locust
     patches threading, and a forked worker under gevent can hang), else 1."""
-    if workers is None and os.environ.get("SAGAQUAKE_VERIFY_WORKERS", "").strip():
-        raw = os.environ["SAGAQUAKE_VERIFY_WORKERS"].strip()
-        if not raw.isdigit() or int(raw) < 1:
-            raise ConfigError(
-                f"SAGAQUAKE_VERIFY_WORKERS is {raw!r}: expected 1 (one process) or 2 (a reader worker)"
-            )
-        workers = int(raw)
+    if workers is None:
+        workers = VerifySettings.field_from_env("verify_workers")
     if workers is not None:
         return workers
     can_fork = "fork" in multiprocessing.get_all_start_methods()

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from harness.errors import ConfigError
+from harness.settings import VerifySettings
 from harness.verify.histories import HistoryRecords, write_histories
 
 __all__ = ["Code", "code_to_replay", "replay_histories", "replay_processes"]
@@ -117,9 +118,9 @@ def code_to_replay(against: str | Path | None = None) -> Iterator[Code]:
 def replay_processes() -> int:
     """How many child processes replay at once: SAGAQUAKE_VERIFY_WORKERS, else 2 on two cores
     or more (a replay is CPU-bound, ~13 ms a saga), else 1."""
-    raw = os.environ.get("SAGAQUAKE_VERIFY_WORKERS", "").strip()
-    if raw.isdigit() and int(raw) >= 1:
-        return int(raw)
+    workers = VerifySettings.field_from_env("verify_workers")
+    if workers is not None:
+        return int(workers)
     return 2 if (os.cpu_count() or 1) > 1 else 1
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import ConfigError
+from harness.numbers import NumberError, number
 from harness.verify.facts import client_table, order_table, universe
 from harness.verify.history import History, MissingPartError
 from harness.verify.results import InvariantResult, from_violations, invariant
@@ -52,9 +53,12 @@ def validate_thresholds(thresholds: Mapping[str, Any] | None) -> dict[str, float
         if name not in THRESHOLDS:
             known = ", ".join(THRESHOLDS)
             raise ConfigError(f"unknown threshold {name!r}: the verifier knows {known}")
-        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit < 0:
-            raise ConfigError(f"threshold {name!r} is {limit!r}: expected a number of seconds >= 0")
-        out[name] = float(limit)
+        try:
+            out[name] = number(limit, name, minimum=0, strict=True)
+        except NumberError as exc:
+            raise ConfigError(
+                f"threshold {name!r} is {limit!r}: expected {exc.expected} (seconds)"
+            ) from None
     return out
 
 

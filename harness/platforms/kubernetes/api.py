@@ -7,7 +7,6 @@ be tested with fakes of `Clients` (tests/unit/k8s/k8s_fakes.py).
 from __future__ import annotations
 
 import copy
-import os
 import re
 import socket
 import time
@@ -19,6 +18,7 @@ from typing import Any
 from harness.errors import HarnessError, PlatformError
 from harness.platforms.kubernetes.checks import CHAOS_ROLE
 from harness.platforms.kubernetes.manifests import NAMESPACE
+from harness.settings import KubernetesSettings
 
 __all__ = [
     "CHAOS_USER",
@@ -228,10 +228,10 @@ def _refuse_exec(user: str) -> Exec:
 
 
 def impersonation_from_env() -> str | None:
-    value = os.environ.get("SAGAQUAKE_K8S_IMPERSONATE")
+    value = KubernetesSettings.field_from_env("k8s_impersonate")
     if value is None:
         return CHAOS_USER
-    return None if value.strip().lower() in ("", "none") else value
+    return None if value.strip().lower() == "none" else value
 
 
 def api_error(exc: BaseException, what: str) -> HarnessError:

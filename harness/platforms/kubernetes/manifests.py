@@ -16,7 +16,6 @@ result with `kubectl kustomize` wherever kubectl is installed.
 from __future__ import annotations
 
 import copy
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import yaml
 
 from harness.errors import ConfigError
+from harness.settings import KubernetesSettings
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -67,8 +67,8 @@ class Workload:
 
 def k8s_dir() -> Path:
     """The folder with base/, overlays/ and kind/: SAGAQUAKE_K8S_DIR, else the repository's k8s/."""
-    configured = os.environ.get("SAGAQUAKE_K8S_DIR")
-    return Path(configured) if configured else Path(__file__).resolve().parents[3] / "k8s"
+    configured = KubernetesSettings.field_from_env("k8s_dir")
+    return configured or Path(__file__).resolve().parents[3] / "k8s"
 
 
 def overlay_dir(overlay: str, root: Path | None = None) -> Path:

@@ -28,7 +28,6 @@ which lets the chaos identity exec into pods, as pause and held work need), SAGA
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
 from collections.abc import Callable
@@ -92,6 +91,7 @@ from harness.platforms.kubernetes.pods import (
     rollout_done,
     settled,
 )
+from harness.settings import KubernetesSettings
 
 __all__ = ["EXEC_RBAC", "WORKLOADS", "KubernetesPlatform", "pod_exec_from_env"]
 
@@ -109,12 +109,7 @@ EXEC_RBAC = "base/chaos-rbac-exec.yaml"  # under k8s/: the opt-in Role that lets
 
 def pod_exec_from_env() -> bool:
     """SAGAQUAKE_K8S_POD_EXEC: whether `up` grants the chaos identity pods/exec (default no)."""
-    value = os.environ.get("SAGAQUAKE_K8S_POD_EXEC", "").strip().lower()
-    if value in ("", "0", "no", "false", "off"):
-        return False
-    if value in ("1", "yes", "true", "on"):
-        return True
-    raise ConfigError(f"SAGAQUAKE_K8S_POD_EXEC={value!r} is not a yes or no: use 1 or 0")
+    return bool(KubernetesSettings.field_from_env("k8s_pod_exec"))
 
 
 class KubernetesPlatform:
@@ -142,10 +137,11 @@ class KubernetesPlatform:
         self.run_dir = Path(run_dir).resolve()
         self.logs_dir = self.run_dir / "logs"  # where `collect_logs` is usually pointed
         self.namespace = NAMESPACE
-        self._context = context or os.environ.get("SAGAQUAKE_K8S_CONTEXT") or None
-        self._overlay = overlay or os.environ.get("SAGAQUAKE_K8S_OVERLAY") or None
-        self.image = image or os.environ.get("SAGAQUAKE_K8S_IMAGE") or DEFAULT_IMAGE
-        self._node_host = node_host or os.environ.get("SAGAQUAKE_K8S_NODE_HOST") or None
+        settings = KubernetesSettings.from_env()
+        self._context = context or settings.k8s_context
+        self._overlay = overlay or settings.k8s_overlay
+        self.image = image or settings.k8s_image or DEFAULT_IMAGE
+        self._node_host = node_host or settings.k8s_node_host
         self._impersonate = (
             impersonation_from_env() if impersonate is True else (impersonate or None)
         )

@@ -178,7 +178,7 @@ def test_a_bad_value_from_the_configuration_is_named(tmp_path, monkeypatch) -> N
         load_experiment_file(resolve_experiment("payment-outage"))
     experiment = base()
     experiment["configuration"]["outage_s"] = -5
-    with pytest.raises(ConfigError, match=r"argument duration_s=-5 must be a number >= 0"):
+    with pytest.raises(ConfigError, match=r"argument duration_s=-5 is not a number of 0 or more"):
         load_experiment_file(write(tmp_path, experiment))
 
 

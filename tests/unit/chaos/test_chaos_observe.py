@@ -108,7 +108,7 @@ def test_compression_comes_from_the_configuration_then_env_then_run_json(
     monkeypatch.setenv("SAGAQUAKE_COMPRESS", "12")
     assert _compress({"sagaquake_compress": ""}, tmp_path) == 12.0
     assert _compress({"sagaquake_compress": "100"}, tmp_path) == 100.0
-    with pytest.raises(ConfigError, match=r"sagaquake_compress='0' must be a number > 0"):
+    with pytest.raises(ConfigError, match=r"sagaquake_compress='0' is not a number above 0"):
         _compress({"sagaquake_compress": "0"}, tmp_path)
 
 
@@ -116,7 +116,7 @@ def test_arguments_are_checked_with_messages_that_name_them() -> None:
     assert number("2.5", "every_s", minimum=0) == 2.5
     with pytest.raises(ConfigError, match=r"argument duration_s='soon' is not a number"):
         number("soon", "duration_s")
-    with pytest.raises(ConfigError, match=r"argument wait_s=-1 must be a number >= 0"):
+    with pytest.raises(ConfigError, match=r"argument wait_s=-1 is not a number of 0 or more"):
         number(-1, "wait_s", minimum=0)
     with pytest.raises(ConfigError, match=r"unknown service 'paymnt-service'; use one of: redis"):
         service_name("paymnt-service")

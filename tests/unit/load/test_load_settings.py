@@ -8,21 +8,30 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.load.cli import add_load_arguments
-from harness.load.settings import LoadSettings
+from harness.load.settings import ENV, LoadSettings
 
 pytestmark = pytest.mark.unit
 
 
-def test_settings_from_the_environment() -> None:
-    s = LoadSettings.from_env(
+def _environment(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    for name in ENV.values():
+        monkeypatch.delenv(name, raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    _environment(
+        monkeypatch,
         {
             "SAGAQUAKE_PROFILE": "flat",
             "SAGAQUAKE_COMPRESS": "12",
             "SAGAQUAKE_DURATION_S": "60",
             "SAGAQUAKE_SEED": "9",
             "SAGAQUAKE_RUN_DIR": "reports/x",
-        }
+        },
     )
+    s = LoadSettings.from_env()
     assert (s.profile, s.compress, s.duration_s, s.seed, str(s.run_dir)) == (
         "flat",
         12.0,
@@ -30,16 +39,19 @@ def test_settings_from_the_environment() -> None:
         9,
         "reports/x",
     )
-    assert LoadSettings.from_env({"SAGAQUAKE_DURATION": "10m"}).duration_s == 600
-    defaults = LoadSettings.from_env({})
+    _environment(monkeypatch, {"SAGAQUAKE_DURATION": "10m"})
+    assert LoadSettings.from_env().duration_s == 600
+    _environment(monkeypatch, {})
+    defaults = LoadSettings.from_env()
     assert (
         defaults.profile == "daily-50k" and defaults.duration_s is None and defaults.processes == 1
     )
 
 
-def test_a_bad_environment_variable_is_named() -> None:
-    with pytest.raises(ConfigError, match="SAGAQUAKE_SEED='seven' is not an integer"):
-        LoadSettings.from_env({"SAGAQUAKE_SEED": "seven"})
+def test_a_bad_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    _environment(monkeypatch, {"SAGAQUAKE_SEED": "seven"})
+    with pytest.raises(ConfigError, match="SAGAQUAKE_SEED='seven' is not a whole number"):
+        LoadSettings.from_env()
 
 
 def test_every_flag_reads_its_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,9 +103,9 @@ def test_the_plan_is_checked_before_anything_starts() -> None:
         plan_load("nope")
     with pytest.raises(ConfigError, match="start hour '25' is not an hour"):
         plan_load("flat", start_hour="25")
-    with pytest.raises(ConfigError, match="compress must be a number > 0, got -1"):
+    with pytest.raises(ConfigError, match="compress=-1 is not a number above 0"):
         plan_load("flat", compress=-1)
-    with pytest.raises(ConfigError, match="processes '0' must be 1 or more"):
+    with pytest.raises(ConfigError, match="processes=0 is not a whole number of 1 or more"):
         plan_load("flat", processes=0)
 
 

@@ -76,7 +76,7 @@ def test_a_good_suite_reads_into_seconds_and_thresholds(tmp_path) -> None:
         (("at: 30s", "at: 3h"), "starts at 10800 s, after the load ends (120 s)"),
         (("lost_orders", "lost_ordres"), "thresholds.lost_ordres: unknown metric 'lost_ordres'"),
         (('"== 0"', '"zero"'), "expected a condition like '< 30' or '== 0', got 'zero'"),
-        (("compress: 24", "compress: 0"), "key 'compress': expected a float >= 1, got 0"),
+        (("compress: 24", "compress: 0"), "key 'compress': expected a number of 1 or more, got 0"),
         (
             ("drain: {deadline: 90s}", "drain: 90s"),
             "key 'drain': expected a mapping with 'deadline'",

@@ -201,5 +201,5 @@ def test_the_number_of_reader_processes_comes_from_the_environment(
     with pytest.raises(ConfigError) as err:
         load_snapshot(run_dir)
     assert str(err.value) == (
-        "SAGAQUAKE_VERIFY_WORKERS is 'many': expected 1 (one process) or 2 (a reader worker)"
+        "environment variable SAGAQUAKE_VERIFY_WORKERS='many' is not a whole number of 1 or more"
     )

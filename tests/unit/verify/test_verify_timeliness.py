@@ -140,11 +140,11 @@ def test_time_to_terminal_counts_from_the_first_request() -> None:
         ),
         (
             {"p99_time_to_terminal_s": "fast"},
-            "threshold 'p99_time_to_terminal_s' is 'fast': expected a number of seconds >= 0",
+            "threshold 'p99_time_to_terminal_s' is 'fast': expected a number of 0 or more (seconds)",
         ),
         (
             {"max_recovery_time_s": -1},
-            "threshold 'max_recovery_time_s' is -1: expected a number of seconds >= 0",
+            "threshold 'max_recovery_time_s' is -1: expected a number of 0 or more (seconds)",
         ),
     ],
 )

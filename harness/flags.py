@@ -1,0 +1,76 @@
+"""Command-line flags whose default is an environment variable, and the numbers they take.
+
+A flag's variable must be a setting of harness/settings.py (so the settings table lists it);
+its text is checked by the flag's own `type`, and a bad one names the variable rather than
+the flag, as a bad setting does: `environment variable SAGAQUAKE_PROCESSES='x' is not a whole
+number of 1 or more`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from harness.errors import ConfigError
+from harness.numbers import number, whole_number
+from harness.settings import env_text, env_value
+
+__all__ = ["env_flag", "real", "whole"]
+
+
+class _FromEnv(str):
+    """A flag's default as read from its environment variable."""
+
+
+def env_flag(
+    parser: argparse.ArgumentParser | Any, *names: str, env: str, default: object = None, **kw: Any
+) -> None:
+    """A flag whose default comes from the environment variable `env` (unless it is empty)."""
+    help_text = str(kw.pop("help", ""))
+    text = env_text(env)
+    value = _FromEnv(text) if text is not None else default
+    if text is not None and kw.get("action") == "store_true":
+        value = env_value(env)  # a yes or no, checked now
+    if text is not None and callable(kw.get("type")):
+        kw["type"] = _naming(env, kw["type"])
+    parser.add_argument(*names, default=value, help=f"{help_text} [env {env}]", **kw)
+
+
+def _naming(env: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            return kind(text)
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            if not isinstance(text, _FromEnv):
+                raise
+            reason = str(exc)
+            sep = "=" if reason.startswith(repr(str(text))) else ": "
+            raise ConfigError(f"environment variable {env}{sep}{reason}") from None
+
+    parse.__name__ = getattr(kind, "__name__", "value")  # argparse's "invalid <name> value"
+    return parse
+
+
+def whole(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse `type`: a whole number in [minimum, maximum]."""
+
+    def parse(text: str) -> int:
+        try:
+            return whole_number(text, None, minimum=minimum, maximum=maximum)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def real(*, minimum: float | None = None, above: float | None = None) -> Callable[[str], float]:
+    """An argparse `type`: a number (above or from a bound)."""
+
+    def parse(text: str) -> float:
+        try:
+            return number(text, None, minimum=minimum, above=above)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
