@@ -8,12 +8,13 @@ it, so each figure has one definition (docs/load.md#the-live-figures):
   the idempotency key, or the order id of a line without one), accepted (told `ok` once), and
   of the others, refused or unknown by their latest attempt; the answers of a recent window
   (the acceptance rate);
-- this run's orders in the event log, the source of truth (`HMGET orders:dedupe:{id}`): placed
-  (OrderPlaced), completed (NotificationSent: a completed order's last event), cancelled
-  (OrderCancelled); an accepted order is *unsettled* until completed or cancelled, and *suspected
-  lost* when its OrderPlaced is missing more than `OVERDUE_S` after its client was told;
-- the whole system's read model: in flight (`readmodel:inflight`, and its oldest), the count
-  sets; double captures from `payments:ledger`;
+- this run's orders in the event log, the source of truth (each order's `keys.dedupe` hash):
+  placed (OrderPlaced), completed (NotificationSent: a completed order's last event), cancelled
+  (OrderCancelled); an accepted order is *unsettled* until completed or cancelled, and
+  *suspected lost* when its OrderPlaced is missing more than `OVERDUE_S` after its client was
+  told;
+- the whole system's read model: in flight (`keys.READMODEL_INFLIGHT`, and its oldest), the
+  count sets; double captures from the payments ledger (`keys.PAYMENTS_LEDGER`);
 - the fault windows of the run folder (`history/faults.jsonl`, and the open ones in
   `chaos/state.json`), to mark them on the chart.
 

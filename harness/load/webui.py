@@ -52,7 +52,7 @@ def _clock(at: float) -> str:
 def ledger_rows(snap: LiveSnapshot) -> list[dict[str, str]]:
     """The monitor's figures as the table's rows (metric, value, where it comes from)."""
     ledger = "client ledger (history/ledger)"
-    events_log = f"its orders' events in the event log ({keys.dedupe('{id}')})"
+    events_log = f"from its orders' events ({keys.dedupe('{id}')})"
     rows = [
         _row("accepted (client told 202)", snap.accepted, f"{ledger}; {snap.sent:,} orders sent"),
         _row("refused (failed, never accepted)", snap.refused, ledger),

@@ -71,7 +71,7 @@ class FakeRedis:
 
     def xread(self, streams: dict[str, str], count: int = 0) -> list[Any]:
         self._check()
-        (stream, last), = streams.items()
+        ((stream, last),) = streams.items()
         entries = [
             (f"{i}-0", {"kind": "capture", "order_id": order_id})
             for i, order_id in enumerate(self.captures, 1)
