@@ -148,7 +148,8 @@ class LiveMonitor:
         self.run_dir = Path(run_dir)
         self.overdue_s = overdue_s
         self._tail = LedgerTail(self.run_dir)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the figures; never held while Redis is asked
+        self._redis_lock = threading.Lock()  # one reader of Redis at a time
         self._sent: set[str] = set()
         self._latest: dict[str, str] = {}  # not accepted (yet): request key → latest outcome
         self._accepted: set[str] = set()
@@ -190,15 +191,20 @@ class LiveMonitor:
 
     def _read_orders(self, client: Any) -> None:
         """Look the unsettled orders up in the event log (the oldest CHECK_BATCH per call)."""
-        ids = list(self._unsettled)
-        if len(ids) > CHECK_BATCH:
-            ids = sorted(ids, key=lambda oid: self._unsettled[oid].at)[:CHECK_BATCH]
+        with self._lock:
+            ids = list(self._unsettled)
+            if len(ids) > CHECK_BATCH:
+                ids = sorted(ids, key=lambda oid: self._unsettled[oid].at)[:CHECK_BATCH]
         if not ids:
             return
         with client.pipeline(transaction=False) as pipe:
             for order_id in ids:
                 pipe.hmget(keys.dedupe(order_id), *_FIELDS)
             replies = pipe.execute()
+        with self._lock:
+            self._settle(ids, replies)
+
+    def _settle(self, ids: list[str], replies: list[list[str | None]]) -> None:
         for order_id, (placed, completed, cancelled) in zip(ids, replies, strict=True):
             if (placed or completed or cancelled) and order_id in self._unplaced:
                 self._unplaced.discard(order_id)
@@ -208,6 +214,7 @@ class LiveMonitor:
                 self._counts["completed" if completed else "cancelled"] += 1
 
     def _read_captures(self, client: Any) -> None:
+        """Count the captures added to the payments ledger since the last call."""
         reply = client.xread({keys.PAYMENTS_LEDGER: self._last_payment_id}, count=10_000) or []
         for _, entries in cast(_XReadReply, reply):
             for entry_id, fields in entries:
@@ -230,24 +237,31 @@ class LiveMonitor:
     def poll(self, client: Any, now: float | None = None) -> LiveSnapshot:
         """Read what is new and take a snapshot. A Redis that does not answer leaves its
         figures where they were and says so (`redis_ok`, `problem`); nothing is raised."""
-        with self._lock:
-            self._read_ledgers()
+        with self._redis_lock:
+            with self._lock:
+                self._read_ledgers()
             problem = None
             try:
                 self._read_orders(client)
                 self._read_captures(client)
-                self._system = read_model_view(client, now)
+                system = read_model_view(client, now)
             except redis.RedisError as exc:
                 problem = f"redis: {type(exc).__name__}: {exc}"
-            snap = self._snapshot(time.time() if now is None else now, problem)
-            in_flight = snap.in_flight if problem is None else None
-            self._points.append((snap.at, snap.accepted, snap.placed, snap.terminal, in_flight))
-            if len(self._points) > MAX_POINTS:
-                self._points = self._points[-1::-2][::-1]  # every other one, the newest kept
-            self.latest = snap
+            faults = self._read_faults()
+            with self._lock:
+                if problem is None:
+                    self._system = system
+                snap = self._snapshot(time.time() if now is None else now, problem, faults)
+                in_flight = snap.in_flight if problem is None else None
+                self._points.append((snap.at, snap.accepted, snap.placed, snap.terminal, in_flight))
+                if len(self._points) > MAX_POINTS:
+                    self._points = self._points[-1::-2][::-1]  # every other one, the newest kept
+                self.latest = snap
         return snap
 
-    def _snapshot(self, now: float, problem: str | None) -> LiveSnapshot:
+    def _snapshot(
+        self, now: float, problem: str | None, faults: tuple[dict[str, Any], ...]
+    ) -> LiveSnapshot:
         unplaced = sorted((self._unsettled[o].at, o) for o in self._unplaced)
         oldest_in_flight = self._system["oldest"]
         return LiveSnapshot(
@@ -270,12 +284,13 @@ class LiveMonitor:
             overdue_s=self.overdue_s,
             redis_ok=problem is None,
             problem=problem,
-            faults=self._read_faults(),
+            faults=faults,
         )
 
     def acceptance(self, window_s: float) -> dict[str, Any]:
         """Answers of the last `window_s` seconds (every attempt, of every client), by outcome,
-        and the share that was not ok (0 without answers). Reads no Redis."""
+        and the share that was not ok (0 without answers). Reads no Redis, and never waits for
+        a poll stuck on a Redis that does not answer."""
         with self._lock:
             self._read_ledgers()
             since = time.time() - window_s
@@ -297,9 +312,11 @@ class LiveMonitor:
         """Accepted orders (told before `accepted_before`, if given) neither completed nor
         cancelled in the event log, the oldest's age and the first `examples` ids. Raises
         redis.RedisError when Redis does not answer: a probe must not pass on stale figures."""
-        with self._lock:
-            self._read_ledgers()
+        with self._redis_lock:
+            with self._lock:
+                self._read_ledgers()
             self._read_orders(client)
+        with self._lock:
             waiting = sorted(
                 (a.at, a.order_id)
                 for a in self._unsettled.values()

@@ -7,6 +7,8 @@ accepted can never exceed sent (the progress line once showed it above sent)."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 import redis
@@ -154,3 +156,30 @@ def test_a_long_run_keeps_its_whole_span_in_a_bounded_chart(tmp_path, monkeypatc
 def test_one_monitor_per_run_folder(tmp_path) -> None:
     assert live.monitor_for(tmp_path) is live.monitor_for(tmp_path / ".")
     assert live.monitor_for(tmp_path) is not live.monitor_for(tmp_path / "other")
+
+
+def test_the_acceptance_rate_never_waits_for_a_poll_stuck_on_redis(tmp_path) -> None:
+    """The safeguard asks for the acceptance rate while the terminal view's poll may be waiting
+    for a Redis that does not answer: the answer comes from the ledgers, at once."""
+    release = threading.Event()
+
+    class StuckRedis(FakeRedis):
+        def execute(self) -> list:
+            release.wait(10)
+            return super().execute()
+
+    write_lines(tmp_path, [_line("k1", "ok", "ord-1", at=time.time())])
+    monitor = LiveMonitor(tmp_path)
+    poller = threading.Thread(target=monitor.poll, args=(StuckRedis(),))
+    poller.start()
+    try:
+        time.sleep(0.2)  # the poll is now waiting on Redis
+        write_lines(tmp_path, [_line("k2", "failed", "ord-2", at=time.time())])
+        started = time.monotonic()
+        seen = monitor.acceptance(60)
+        assert time.monotonic() - started < 1.0
+        assert (seen["ok"], seen["failed"]) == (1, 1)
+    finally:
+        release.set()
+        poller.join(10)
+    assert monitor.latest.accepted == 1
