@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: setup test test-nightly test-unit lint typecheck chaos smoke up down status locust-ui bench \
         kind-up minikube-up k8s-down clean
 
-setup: $(STAMP) redis-server nftables
+setup: $(STAMP) redis-server nftables chromium
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sagaquake needs python >= 3.11, found " + sys.version.split()[0])'
@@ -44,6 +44,17 @@ nftables:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; \
 	fi
 	@command -v nft >/dev/null || echo "note: nft is missing, so the partition and lost-reply experiments cannot run; install nftables (e.g. 'sudo apt-get install nftables') and run as root"
+
+# chromium from the OS packages: the integration test that loads the Locust Saga ledger tab in a
+# real headless browser (tests/integration/test_load_webui.py); without it that test is skipped.
+.PHONY: chromium
+chromium:
+	@if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null && command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing chromium with apt-get"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || echo "note: chromium is missing, so the Saga ledger tab's browser test is skipped; install it (e.g. 'sudo apt-get install chromium')"
 
 # The gate tests marked `nightly` (whole suites, minutes each) are proven again by `sagaquake
 # selftest` (its quick subset in .ci/run, all of it nightly); `make test-nightly` runs them.

@@ -33,8 +33,9 @@ import redis.exceptions
 from harness import keys
 from harness.chaos.context import ChaosContext, chaos_context, flag, number, service_name
 from harness.chaos.faults import FaultNotLanded, FaultWindow
-from harness.chaos.observe import ledger_watch, reader
+from harness.chaos.observe import reader
 from harness.errors import ConfigError
+from harness.live import monitor_for
 from harness.platforms.base import Endpoints, Partition, Pause, ReplyLoss
 
 __all__ = [
@@ -338,7 +339,7 @@ def _activity(ctx: ChaosContext, since_ms: int) -> dict[str, Any]:
     """What the system still did under the fault since `since_ms`: the order API's answers (the
     run's client ledgers: accepted, refused, unknown) and events appended, by type (were new
     orders placed and reserved?)."""
-    accepted = ledger_watch(ctx.run_dir).acceptance(time.time() - since_ms / 1000)
+    accepted = monitor_for(ctx.run_dir).acceptance(time.time() - since_ms / 1000)
     try:
         entries = reader(ctx.platform.endpoints()).xrange(keys.EVENTS, min=since_ms)
     except redis.exceptions.RedisError as exc:

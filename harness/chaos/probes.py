@@ -24,8 +24,9 @@ import httpx
 from harness import keys
 from harness.chaos.context import chaos_context, number, service_name
 from harness.chaos.faults import read_faults
-from harness.chaos.observe import group_backlog, ledger_watch, reader, temporal_view
+from harness.chaos.observe import group_backlog, reader, temporal_view
 from harness.chaos.redis_memory import memory_facts, try_write
+from harness.live import monitor_for, read_model_view
 from harness.load.ledger import ClientLedger, classify, ledger_dir
 from harness.platforms.base import SERVICES
 
@@ -134,7 +135,7 @@ def acceptance_rate(
     `window_s` seconds: requests, ok, failed, unknown and the error ratio (not ok / all; 0
     without requests). Read-only."""
     ctx = chaos_context(configuration)
-    return ledger_watch(ctx.run_dir).acceptance(number(window_s, "window_s", minimum=0.1))
+    return monitor_for(ctx.run_dir).acceptance(number(window_s, "window_s", minimum=0.1))
 
 
 # -- orders in flight ---------------------------------------------------------------------------
@@ -143,14 +144,12 @@ def acceptance_rate(
 def inflight_orders(configuration: dict[str, Any] | None = None) -> dict[str, Any]:
     """Orders the read model holds as placed but not yet terminal, and the oldest one's age."""
     ctx = chaos_context(configuration)
-    client: Any = reader(ctx.platform.endpoints())
-    count = int(client.zcard(keys.READMODEL_INFLIGHT))
-    oldest = client.zrange(keys.READMODEL_INFLIGHT, 0, 0, withscores=True)
-    age = time.time() - float(oldest[0][1]) / 1000 if oldest else 0.0
+    view = read_model_view(reader(ctx.platform.endpoints()))
+    oldest = view["oldest"]
     return {
-        "inflight": count,
-        "oldest_age_s": round(max(age, 0.0), 3),
-        "oldest_order": oldest[0][0] if oldest else None,
+        "inflight": view["in_flight"],
+        "oldest_age_s": round(oldest[1], 3) if oldest else 0.0,
+        "oldest_order": oldest[0] if oldest else None,
     }
 
 
@@ -158,7 +157,7 @@ def unsettled_orders(configuration: dict[str, Any] | None = None) -> dict[str, A
     """Orders a client was told were accepted (the run's client ledgers) whose last event
     (NotificationSent, or OrderCancelled) is not in the stream yet, and the oldest one's age."""
     ctx = chaos_context(configuration)
-    return ledger_watch(ctx.run_dir).unsettled(reader(ctx.platform.endpoints()))
+    return monitor_for(ctx.run_dir).unsettled(reader(ctx.platform.endpoints()))
 
 
 def wait_until_settled(
@@ -168,13 +167,13 @@ def wait_until_settled(
     has drained), at most `timeout_s`; say how long that took and how many there were."""
     ctx = chaos_context(configuration)
     timeout = number(timeout_s, "timeout_s", minimum=0)
-    watch, client = ledger_watch(ctx.run_dir), reader(ctx.platform.endpoints())
+    watch, client = monitor_for(ctx.run_dir), reader(ctx.platform.endpoints())
     cutoff = time.time()
     started = time.monotonic()
     backlog = None
     while True:
         try:
-            seen = watch.unsettled(client, sent_before=cutoff)
+            seen = watch.unsettled(client, accepted_before=cutoff)
         except Exception as exc:  # Redis coming back: keep waiting
             seen = {"error": f"{type(exc).__name__}: {exc}", "unsettled": -1}
         if backlog is None and seen["unsettled"] >= 0:

@@ -25,6 +25,7 @@ from rich.console import Console
 from harness import __version__, keys
 from harness.chaos.context import CONFIG_KEYS
 from harness.errors import ConfigError, HarnessError
+from harness.live import LiveMonitor, connect, monitor_for
 from harness.load.runner import LoadProgress, LoadResult, load_summary, plan_load, run_load
 from harness.platforms.base import Platform
 from harness.platforms.local import local_unsupported
@@ -32,7 +33,6 @@ from harness.run.drain import count_sagas, drain
 from harness.run.gate import ThresholdResult, decide, evaluate, metrics_from, write_gate
 from harness.run.progress import Progress, RunState
 from harness.run.suite import Suite
-from harness.run.watch import LiveWatch
 from harness.runs import new_run_dir, update_run_json
 
 __all__ = ["RunOutcome", "check_suite", "make_platform", "run_suite"]
@@ -176,7 +176,8 @@ def run_suite(
     interrupted = False
     stack_up = False
     load: _Load | None = None
-    watch: LiveWatch | None = None
+    monitor: LiveMonitor | None = None
+    monitor_client: redis.Redis | None = None
 
     def phase(name: str) -> None:
         now = time.time()
@@ -194,9 +195,10 @@ def run_suite(
             _ensure_empty(platform, progress)
             endpoints = platform.endpoints()
             update_run_json(run_dir, endpoints=endpoints.as_dict())
-            watch = LiveWatch(
-                run_dir, endpoints.redis_url, on_update=lambda snap: setattr(state, "watch", snap)
-            ).start()
+            monitor_client = connect(endpoints.redis_url, timeout_s=3.0)
+            monitor = monitor_for(run_dir).start(
+                monitor_client, on_update=lambda snap: setattr(state, "watch", snap)
+            )
 
             phase("warm-up" if suite.warmup_s else "load")
             load = _Load(
@@ -261,8 +263,10 @@ def run_suite(
                 if stack_up:
                     _roll_back_faults(platform_kind, run_dir, progress)
                     _snapshot(platform, run_dir, progress)
-                if watch is not None:
-                    watch.stop()
+                if monitor is not None:
+                    monitor.stop()
+                if monitor_client is not None:
+                    monitor_client.close()
                 if stack_up or platform_kind == "local":
                     _tear_down(platform, run_dir, progress)
                 phases[-1]["ended_at"] = time.time()

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from harness.run.watch import WatchSnapshot
+from harness.live import LiveSnapshot
 
 __all__ = ["Progress", "RunState"]
 
@@ -32,7 +32,7 @@ class RunState:
     sent: int = 0
     active_fault: str = ""
     experiments: list[tuple[str, str]] = field(default_factory=list)  # (name, status)
-    watch: WatchSnapshot = field(default_factory=WatchSnapshot)
+    watch: LiveSnapshot = field(default_factory=LiveSnapshot)  # the live monitor's latest
     note: str = ""
 
 
@@ -42,14 +42,13 @@ def _clock(seconds: float) -> str:
 
 
 def _sent(state: RunState) -> int:
-    """Orders sent so far, as shown beside the watch's `accepted`.
+    """Orders sent so far, as shown beside the monitor's `accepted`.
 
     Two readers count them, each tailing the same ledgers at its own moment: the load runner
-    (`state.sent`, every 2 s, Redis or not) and the live watch (`state.watch.sent`, counted in
-    the same pass as its `accepted`, so never below it; frozen while Redis does not answer).
-    Both only grow, so the larger is the fresher, and being at least the watch's own `sent` it
-    is never below `accepted`: the view cannot show more orders accepted than sent, whichever
-    reader read last."""
+    (`state.sent`, every 2 s) and the live monitor (`state.watch.sent`, counted in the same pass
+    as its `accepted`, so never below it). Both only grow, so the larger is the fresher, and
+    being at least the monitor's own `sent` it is never below `accepted`: the view cannot show
+    more orders accepted than sent, whichever reader read last."""
     return max(state.sent, state.watch.sent)
 
 
@@ -76,7 +75,7 @@ def render(state: RunState) -> Group:
     table.add_row(
         "orders",
         f"accepted {w.accepted}  completed {w.completed}  cancelled {w.cancelled}  "
-        f"in flight {w.inflight} (oldest {w.oldest_inflight_s:.0f} s)",
+        f"in flight {w.in_flight} (oldest {w.oldest_in_flight_s:.0f} s)",
     )
     table.add_row(
         "fault now", f"[magenta]{state.active_fault}[/]" if state.active_fault else "none"
@@ -134,7 +133,7 @@ class Progress:
             s, w = self.state, self.state.watch
             self._console.print(
                 f"{s.phase}: sent {_sent(s)} accepted {w.accepted} completed {w.completed} "
-                f"in flight {w.inflight} fault: {s.active_fault or 'none'} "
+                f"in flight {w.in_flight} fault: {s.active_fault or 'none'} "
                 f"suspected lost {w.suspected_lost} double captures {w.double_captures}",
                 markup=False, highlight=False, soft_wrap=True,
             )  # fmt: skip

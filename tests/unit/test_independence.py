@@ -1,5 +1,5 @@
 """The harness states its own expectations of the system (harness/keys.py, harness/ids.py,
-verify's rules): the load generator, the live watch and the verifier never borrow the system's
+verify's rules): the load generator, the live monitor and the verifier never borrow the system's
 code to decide what is right, or a wrong rule in the system could never be caught (the
 selftest's readmodel-cancelled-as-completed is the mutation that proves it for the verifier)."""
 
@@ -44,7 +44,7 @@ def test_no_harness_module_but_the_entry_points_imports_the_system_under_test() 
         if str(path.relative_to(HARNESS)) not in ENTRY_POINTS
     }
     assert {name: mods for name, mods in borrowed.items() if mods} == {}
-    assert {"load/ledger.py", "load/webui.py", "run/watch.py"} <= set(borrowed)
+    assert {"load/ledger.py", "load/webui.py", "live.py"} <= set(borrowed)
 
 
 def test_the_entry_points_still_exist() -> None:

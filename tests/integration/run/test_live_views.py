@@ -1,5 +1,5 @@
-"""The live views read what the system writes: `sagaquake run`'s live watch and the Locust Saga
-ledger tab, against a real redis-server holding keys written with the *system's* own names
+"""The live views read what the system writes: the live monitor behind `sagaquake run`'s view
+and the Locust Saga ledger tab, against a real redis-server holding keys written with the *system's* own names
 (the harness names them itself, in harness/keys.py), and a client ledger written by the load
 generator's own writer.
 
@@ -19,8 +19,8 @@ import pytest
 import redis
 
 from harness.ids import order_id_for
+from harness.live import LiveMonitor, LiveSnapshot, connect
 from harness.load.ledger import ClientLedger
-from harness.run.watch import LiveWatch, WatchSnapshot
 from system_under_test.projection.readmodel import COUNT_SETS, INFLIGHT
 from system_under_test.streams import PAYMENTS_LEDGER, dedupe_key
 from tests.integration.test_snapshot import redis_url  # noqa: F401  (the fixture)
@@ -44,7 +44,7 @@ def _history(run_dir: Path, url: str) -> str:
     placed, unplaced = order_id_for("k1"), order_id_for("k2")
     r = redis.Redis.from_url(url, decode_responses=True)
     r.flushdb()
-    r.hset(dedupe_key(placed), "OrderPlaced", "1-0")
+    r.hset(dedupe_key(placed), mapping={"OrderPlaced": "1-0", "NotificationSent": "6-0"})
     r.sadd(COUNT_SETS["placed"], placed, "ord-other")
     r.sadd(COUNT_SETS["completed"], placed)
     r.zadd(INFLIGHT, {"ord-other": (told - 5) * 1000})
@@ -54,32 +54,35 @@ def _history(run_dir: Path, url: str) -> str:
     return unplaced
 
 
-def test_the_live_watch_reads_the_system_s_keys(
+def test_the_live_monitor_reads_the_system_s_keys(
     tmp_path: Path,
     redis_url: str,  # noqa: F811  (the fixture imported above)
 ) -> None:
     _history(tmp_path, redis_url)
-    got: list[WatchSnapshot] = []
+    got: list[LiveSnapshot] = []
     seen = threading.Event()
-    watch = LiveWatch(
-        tmp_path, redis_url, every_s=0.1, on_update=lambda s: (got.append(s), seen.set())
-    ).start()
+    client = connect(redis_url)
+    monitor = LiveMonitor(tmp_path).start(
+        client, every_s=0.1, on_update=lambda s: (got.append(s), seen.set())
+    )
     try:
-        assert seen.wait(20), "the live watch never updated"
+        assert seen.wait(20), "the live monitor never updated"
     finally:
-        watch.stop()
+        monitor.stop()
+        client.close()
     snap = got[-1]
-    assert snap.redis_ok and not snap.errors
+    assert snap.redis_ok and not snap.problem
     assert (snap.sent, snap.accepted) == (3, 2)
-    assert (snap.completed, snap.cancelled, snap.inflight) == (1, 0, 1)
-    assert snap.oldest_inflight_s >= 60
+    assert (snap.completed, snap.cancelled, snap.in_flight) == (1, 0, 1)
+    assert snap.oldest_in_flight_s >= 60
     assert (snap.suspected_lost, snap.double_captures) == (1, 1)
 
 
 _TAB = """
 import json, sys
-from harness.load.webui import SagaLedgerMonitor
-rows = SagaLedgerMonitor(sys.argv[1], sys.argv[2]).refresh()["rows"]
+from harness.live import LiveMonitor, connect
+from harness.load.webui import ledger_rows
+rows = ledger_rows(LiveMonitor(sys.argv[1]).poll(connect(sys.argv[2])))
 print(json.dumps({row["metric"]: [row["value"], row["note"]] for row in rows}))
 """
 
@@ -98,8 +101,9 @@ def test_the_saga_ledger_tab_reads_the_system_s_keys(
     assert rows["accepted (client told 202)"][0] == "2"
     assert rows["placed (OrderPlaced)"][0] == "1"
     assert rows["placed (OrderPlaced)"][1].startswith("whole system: 2 ")
-    assert rows["completed"][0] == "1" and rows["completed"][1].startswith("whole system: 1 ")
-    assert rows["cancelled"][0] == "0"
+    completed, cancelled = rows["completed (NotificationSent)"], rows["cancelled (OrderCancelled)"]
+    assert completed[0] == "1" and completed[1].startswith("whole system: 1 ")
+    assert cancelled[0] == "0"
     assert rows["in flight (whole system)"][0] == "1"
     assert rows["oldest in flight"][1].startswith("ord-other")
     count, note = rows["accepted, no OrderPlaced yet"]

@@ -9,10 +9,11 @@ import time
 import pytest
 
 from harness.chaos.context import _compress, number, service_name
-from harness.chaos.observe import LedgerWatch
 from harness.chaos.probes import within
 from harness.errors import ConfigError
+from harness.live import LiveMonitor
 from harness.load.ledger import ClientLedger
+from tests.unit.live_fakes import FakeRedis
 
 pytestmark = pytest.mark.unit
 
@@ -26,24 +27,6 @@ def record(
     )  # fmt: skip
 
 
-class FakeRedis:
-    """The two calls `unsettled` makes: a pipeline of HMGETs on the orders' dedupe hashes."""
-
-    def __init__(self, settled: set[str]) -> None:
-        self.settled = settled
-        self.calls: list[str] = []
-
-    def pipeline(self, transaction: bool = False) -> FakeRedis:
-        self.calls = []
-        return self
-
-    def hmget(self, key: str, *fields: str) -> None:
-        self.calls.append(key.removeprefix("orders:dedupe:"))
-
-    def execute(self) -> list[list[str | None]]:
-        return [["1-0", None] if o in self.settled else [None, None] for o in self.calls]
-
-
 def test_acceptance_rate_counts_recent_answers_of_every_client(tmp_path) -> None:
     now = time.time()
     with ClientLedger.create(tmp_path, "c1") as a, ClientLedger.create(tmp_path, "c2") as b:
@@ -52,14 +35,14 @@ def test_acceptance_rate_counts_recent_answers_of_every_client(tmp_path) -> None
         record(b, "k3", "failed", now - 4, 503)
         record(b, "k4", "unknown", now - 3, None)
         record(b, "k5", "ok", now - 2)
-    seen = LedgerWatch(tmp_path).acceptance(30)
+    seen = LiveMonitor(tmp_path).acceptance(30)
     assert seen == {
         "window_s": 30, "requests": 4, "ok": 2, "failed": 1, "unknown": 1, "error_ratio": 0.5,
     }  # fmt: skip
 
 
 def test_no_requests_is_an_error_ratio_of_zero(tmp_path) -> None:
-    assert LedgerWatch(tmp_path).acceptance(30)["error_ratio"] == 0.0
+    assert LiveMonitor(tmp_path).acceptance(30)["error_ratio"] == 0.0
 
 
 def test_unsettled_orders_are_the_accepted_ones_without_a_last_event(tmp_path) -> None:
@@ -68,12 +51,12 @@ def test_unsettled_orders_are_the_accepted_ones_without_a_last_event(tmp_path) -
         record(a, "old", "ok", now - 50)
         record(a, "new", "ok", now - 1)
         record(a, "refused", "failed", now - 40, 409)
-    watch = LedgerWatch(tmp_path)
+    watch = LiveMonitor(tmp_path)
     ids = {line["idempotency_key"]: line["order_id"] for line in _lines(tmp_path)}
-    seen = watch.unsettled(FakeRedis(settled={ids["new"]}))
+    seen = watch.unsettled(FakeRedis(events={ids["new"]: {"OrderPlaced", "NotificationSent"}}))
     assert seen["accepted"] == 2 and seen["unsettled"] == 1
     assert seen["oldest"] == [ids["old"]] and 49 < seen["oldest_age_s"] < 60
-    assert watch.unsettled(FakeRedis(settled=set()), sent_before=now - 60)["unsettled"] == 0
+    assert watch.unsettled(FakeRedis(), accepted_before=now - 60)["unsettled"] == 0
 
 
 def _lines(run_dir) -> list[dict]:

@@ -9,8 +9,8 @@ import time
 import pytest
 from rich.console import Console
 
+from harness.live import LiveSnapshot
 from harness.run.progress import Progress, RunState, render
-from harness.run.watch import WatchSnapshot
 
 pytestmark = pytest.mark.unit
 
@@ -21,7 +21,7 @@ def test_an_update_in_a_log_is_one_unwrapped_line_with_its_phase() -> None:
     state = RunState(run_dir="/tmp/run", load_duration_s=60, target_rate=5)
     state.phase = "load"
     state.active_fault = "payment-lost-replies"
-    state.watch = WatchSnapshot(sent=120, accepted=118, completed=100, inflight=18)
+    state.watch = LiveSnapshot(sent=120, accepted=118, completed=100, in_flight=18)
     Progress(state, console).refresh()
     (line,) = out.getvalue().splitlines()
     assert line == (
@@ -43,7 +43,7 @@ def test_sent_is_the_fresher_of_the_two_readers_never_below_accepted() -> None:
     and a watch frozen by a Redis outage does not freeze sent."""
     state = RunState(phase="load")
     state.sent = 100  # the runner read the ledgers before the watch did
-    state.watch = WatchSnapshot(sent=130, accepted=125)
+    state.watch = LiveSnapshot(sent=130, accepted=125)
     assert _line(state).startswith("load: sent 130 accepted 125 ")
     state.sent = 400  # Redis down: the watch's counts stay where they were
     assert _line(state).startswith("load: sent 400 accepted 125 ")
@@ -52,7 +52,7 @@ def test_sent_is_the_fresher_of_the_two_readers_never_below_accepted() -> None:
 def test_the_terminal_view_shows_the_same_sent() -> None:
     state = RunState(phase="load", load_started=time.time() - 10, load_duration_s=60)
     state.sent = 100
-    state.watch = WatchSnapshot(sent=130, accepted=125)
+    state.watch = LiveSnapshot(sent=130, accepted=125)
     out = io.StringIO()
     Console(file=out, width=200, force_terminal=True).print(render(state))
     text = out.getvalue()
