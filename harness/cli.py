@@ -24,6 +24,7 @@ from rich.text import Text
 from harness import __version__, stack_cli
 from harness.errors import ConfigError, HarnessError, StackNotRunningError
 from harness.platforms import PLATFORMS, attach
+from harness.runs import RunFolder
 
 __all__ = ["build_parser", "main"]
 
@@ -234,7 +235,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     console.print(
         f"reprocess [bold]{request.workflow_id}[/]: orders completed in "
         f"[{request.from_}, {request.to}] of orders:events, {request.percent_bp} bp refunded "
-        f"(recorded in {run_dir / 'history' / 'reprocess.jsonl'})"
+        f"(recorded in {RunFolder(run_dir).reprocess})"
     )
     if _truthy(args.no_wait):
         return 0

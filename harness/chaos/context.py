@@ -18,7 +18,6 @@ compressed.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import threading
@@ -29,6 +28,7 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.platforms import attach
 from harness.platforms.base import SERVICES, Platform
+from harness.runs import RunFolder, read_json_or_empty
 
 __all__ = [
     "CONFIG_KEYS",
@@ -134,10 +134,7 @@ def _setting(configuration: Any, key: str) -> Any:
 def _compress(configuration: Any, run_dir: Path) -> float:
     value = _setting(configuration, "compress")
     if value in (None, ""):
-        try:
-            value = json.loads((run_dir / "run.json").read_text()).get("compress")
-        except (OSError, ValueError, AttributeError):
-            value = None
+        value = read_json_or_empty(RunFolder(run_dir).run_json).get("compress")
     if value in (None, ""):
         return 1.0
     result = number(value, CONFIG_KEYS["compress"])

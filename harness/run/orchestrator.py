@@ -33,7 +33,7 @@ from harness.run.gate import ThresholdResult, decide, evaluate, metrics_from, wr
 from harness.run.progress import Progress, RunState
 from harness.run.suite import Suite
 from harness.run.watch import LiveWatch
-from harness.runs import new_run_dir, update_run_json
+from harness.runs import RunFolder, new_run_dir, update_run_json
 
 __all__ = ["RunOutcome", "check_suite", "make_platform", "run_suite"]
 
@@ -419,7 +419,7 @@ def _snapshot(platform: Platform, run_dir: Path, progress: Progress) -> None:
 
 def _tear_down(platform: Platform, run_dir: Path, progress: Progress) -> None:
     try:
-        platform.collect_logs(run_dir / "logs")
+        platform.collect_logs(RunFolder(run_dir).logs_dir)
     except Exception as exc:
         progress.log(f"[yellow]could not collect every log: {exc}[/]")
     try:

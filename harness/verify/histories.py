@@ -37,8 +37,9 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import History as HistoryProto
 
+from harness.runs import RunFolder
+
 __all__ = [
-    "HISTORIES_FILE",
     "HistoryRecords",
     "aexport_histories",
     "aread_histories",
@@ -49,7 +50,6 @@ __all__ = [
     "write_histories",
 ]
 
-HISTORIES_FILE = "history/workflows.jsonl.gz"
 # A part of the history: the file of the snapshot, or the records themselves (live, tests).
 HistoryRecords = Path | Sequence[Mapping[str, Any]]
 _RUN_ID = re.compile(rb'"run_id":"([^"]+)"')
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("workflow_id", nargs="?")
     args = parser.parse_args(argv)
-    path = args.run_dir / HISTORIES_FILE
+    path = RunFolder(args.run_dir).workflows
     if not path.exists():
         print(f"no histories at {path}", file=sys.stderr)
         return 2

@@ -8,10 +8,11 @@ import orjson
 import pytest
 
 from harness.errors import ConfigError
+from harness.runs import read_jsonl
 from harness.verify import verify_history, verify_run
 from harness.verify.facts import sku_totals
 from harness.verify.frames import records_frame, stream_frame
-from harness.verify.reader import LineMaps, load_snapshot, read_lines
+from harness.verify.reader import LineMaps, load_snapshot
 from harness.verify.snapshot import _redact
 from tests.unit.verify.builders import HistoryBuilder
 
@@ -175,9 +176,9 @@ def test_line_maps_read_lines_again_on_demand(tmp_path: Path) -> None:
     path.write_bytes(
         b'{"id": "1-0", "fields": {"a": "1"}}\n\n{"id": "2-0", "fields": {"a": "2"}}\n'
     )
-    records, starts, ends = read_lines(path)
-    assert [r["id"] for r in records] == ["1-0", "2-0"]
-    maps = LineMaps([(path, starts, ends, {"client": "c9"})], key="fields")
+    lines = read_jsonl(path, spans=True)
+    assert [r["id"] for r in lines.records] == ["1-0", "2-0"]
+    maps = LineMaps([(path, *lines.spans(), {"client": "c9"})], key="fields")
     assert len(maps) == 2
     assert maps[1] == {"client": "c9", "a": "2"}
     assert maps[-2] == {"client": "c9", "a": "1"}
