@@ -86,6 +86,7 @@ class RunFolder:
     READMODEL = "history/readmodel.jsonl"
     FAULTS = "history/faults.jsonl"
     EXPORT = "history/export.json"
+    HARNESS_ERROR = "harness-error.txt"  # the traceback of a run the harness itself broke
     CLIENT_LEDGERS = f"{LEDGER_DIR}/{CLIENT_PREFIX}*.jsonl"
     CANCEL_LEDGERS = f"{LEDGER_DIR}/{CANCEL_PREFIX}*.jsonl"
     CHAOS_DIR = "chaos"
@@ -127,6 +128,10 @@ class RunFolder:
             self.path / self.SUMMARY_MD,
             self.path / self.JUNIT_XML,
         )
+
+    @property
+    def harness_error(self) -> Path:
+        return self.path / self.HARNESS_ERROR
 
     @property
     def history(self) -> Path:

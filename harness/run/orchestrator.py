@@ -251,8 +251,8 @@ def run_suite(
             progress.log(f"[red]{problem}[/]")
         except Exception as exc:
             problem = f"{state.phase}: {type(exc).__name__}: {exc}"
-            (run_dir / "harness-error.txt").write_text(traceback.format_exc())
-            progress.log(f"[red]{problem}[/] (traceback in {run_dir / 'harness-error.txt'})")
+            RunFolder(run_dir).harness_error.write_text(traceback.format_exc())
+            progress.log(f"[red]{problem}[/] (traceback in {RunFolder(run_dir).harness_error})")
         finally:
             with _sigint_deferred(progress):
                 phase("clean-up")

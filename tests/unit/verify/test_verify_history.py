@@ -102,6 +102,19 @@ def test_a_torn_last_ledger_line_is_dropped_with_a_note(tmp_path: Path) -> None:
     assert any("dropped a torn last line" in note for note in h.notes)
 
 
+def test_a_corrupt_line_makes_its_part_unreadable_never_silently_shorter(tmp_path: Path) -> None:
+    run_dir = _run().write(tmp_path / "run")
+    ledger = run_dir / "history" / "ledger" / "client-c1.jsonl"
+    first, rest = ledger.read_bytes().split(b"\n", 1)
+    ledger.write_bytes(first + b"\n" + b'{"seq": 99, "idempo\n' + rest)
+    h = load_snapshot(run_dir, workers=1)
+    assert h.ledger is None
+    assert h.missing["ledger"] == (
+        "history/ledger/client-*.jsonl could not be read: "
+        "client-c1.jsonl: 1 line(s) not a JSON object (line 2)"
+    )
+
+
 def test_no_faults_file_means_no_faults_unless_chaos_ran(tmp_path: Path) -> None:
     quiet = _run()
     quiet.faults.clear()
