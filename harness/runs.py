@@ -242,9 +242,13 @@ class RunFolder:
         """The process a ledger file belongs to: `client-c1.jsonl` → `c1`."""
         return path.stem.removeprefix(CLIENT_PREFIX).removeprefix(CANCEL_PREFIX)
 
-    def journal(self, experiment: str) -> Path:
+    @staticmethod
+    def journal_rel(experiment: str) -> str:
         """A Chaos Toolkit journal: `chaos/<experiment>.journal.json`."""
-        return self.chaos_dir / f"{experiment}{JOURNAL_SUFFIX}"
+        return f"{RunFolder.CHAOS_DIR}/{experiment}{JOURNAL_SUFFIX}"
+
+    def journal(self, experiment: str) -> Path:
+        return self.path / self.journal_rel(experiment)
 
     def journals(self) -> list[Path]:
         return sorted(self.chaos_dir.glob(f"*{JOURNAL_SUFFIX}"))

@@ -216,7 +216,7 @@ def _read_faults(run_dir: Path, notes: dict[str, str], t0: float) -> list[Fault]
 def _read_journals(run_dir: Path, notes: dict[str, str]) -> list[dict[str, Any]]:
     paths = RunFolder(run_dir).journals()
     if not paths:
-        notes["chaos"] = "no Chaos Toolkit journal (chaos/*.journal.json)"
+        notes["chaos"] = f"no Chaos Toolkit journal ({RunFolder.journal_rel('*')})"
     out = []
     for path in paths:
         name = RunFolder.experiment_of(path)

@@ -457,7 +457,7 @@ def _judge(
     for r in failed_thresholds:
         console.print(f"[red]threshold failed:[/] {r.threshold.spec} (measured {_fmt(r.value)})")
     for name in failed_experiments:
-        console.print(f"[red]experiment failed:[/] {name} (see chaos/{name}.journal.json)")
+        console.print(f"[red]experiment failed:[/] {name} (see {RunFolder.journal_rel(name)})")
     if problem:
         console.print(f"[yellow]run incomplete:[/] {problem}")
     console.print(report_line)
