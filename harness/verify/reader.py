@@ -123,14 +123,15 @@ def read_client_side(run_dir: Path) -> dict[str, Any]:
         missing["run"] = f"{folder.RUN_JSON} is missing"
     ledger: list[dict[str, Any]] | None = None
     files = folder.client_ledgers()
-    try:
-        ledger = _read_ledger(files, notes) if files else None
-    except ValueError as err:
-        missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
     if not files:
         missing["ledger"] = (
             f"no client ledger ({folder.CLIENT_LEDGERS}): what clients were told is unknown"
         )
+    else:
+        try:
+            ledger = _read_ledger(files, notes)
+        except ValueError as err:
+            missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
     faults: list[dict[str, Any]] | None = None
     if folder.faults.exists():
         try:
