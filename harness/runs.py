@@ -16,6 +16,7 @@ nothing. A tail returns whole lines only: a line still being written waits for i
 
 from __future__ import annotations
 
+import gzip
 import os
 import threading
 import time
@@ -39,6 +40,7 @@ __all__ = [
     "RunFolder",
     "append_jsonl",
     "encode_line",
+    "iter_jsonl",
     "new_run_dir",
     "read_json",
     "read_json_or_empty",
@@ -350,6 +352,27 @@ def read_jsonl(path: Path | str, *, spans: bool = False) -> JsonLines:
         at = ends > starts if kept is None else np.asarray(kept, dtype=np.int64)
         out.starts, out.ends = starts[at], ends[at]
     return out
+
+
+def iter_jsonl(path: Path, seen: JsonLines | None = None) -> Iterator[dict[str, Any]]:
+    """The records of a JSON-lines file one at a time (gzip'd when its name ends in .gz), for
+    files too big to hold at once; the same rule as `read_jsonl`, what was skipped counted in
+    `seen` when given."""
+    seen = seen if seen is not None else JsonLines(path)
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as lines:
+        for number, raw in enumerate(lines, 1):
+            if not raw.strip():
+                continue
+            try:
+                value = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                value = None
+            if isinstance(value, dict):
+                yield value
+            elif raw.endswith(b"\n"):
+                seen.corrupt.append(number)
+            else:
+                seen.torn, seen.torn_line = 1, raw
 
 
 class JsonLinesTail:

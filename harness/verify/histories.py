@@ -37,7 +37,7 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import History as HistoryProto
 
-from harness.runs import RunFolder
+from harness.runs import RunFolder, iter_jsonl
 
 __all__ = [
     "HistoryRecords",
@@ -73,13 +73,7 @@ def iter_histories(records: HistoryRecords) -> Iterator[Mapping[str, Any]]:
     if not isinstance(records, Path):
         yield from records
         return
-    with gzip.open(records, "rb") as lines:
-        for line in lines:
-            if line.strip():
-                try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue  # a torn last line: its run is counted as missing by the checks
+    yield from iter_jsonl(records)  # a line skipped: its run is counted as missing by the checks
 
 
 def scan_failures(

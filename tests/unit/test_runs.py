@@ -3,6 +3,7 @@ tail, the appender and the atomic writers (docs/run-folder.md)."""
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
 
@@ -10,9 +11,11 @@ import orjson
 import pytest
 
 from harness.runs import (
+    JsonLines,
     JsonLinesTail,
     RunFolder,
     append_jsonl,
+    iter_jsonl,
     read_json,
     read_json_or_empty,
     read_jsonl,
@@ -110,6 +113,18 @@ def test_spans_point_at_each_record_line(tmp_path: Path) -> None:
 def test_a_missing_file_has_no_records(tmp_path: Path) -> None:
     lines = read_jsonl(tmp_path / "nothing.jsonl")
     assert lines.records == [] and lines.unreadable == 0
+
+
+def test_a_big_file_is_read_one_record_at_a_time_by_the_same_rule(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b'{"run": 1}\nnot json\n\n{"run": 3}\n{"run": 4, "hist')
+    seen = JsonLines(path)
+    assert list(iter_jsonl(path, seen)) == [{"run": 1}, {"run": 3}]
+    assert (seen.torn, seen.corrupt) == (1, [2])
+    plain = tmp_path / "p.jsonl"
+    plain.write_bytes(b'{"a": 1}\n{"a": 2}')
+    assert list(iter_jsonl(plain)) == read_jsonl(plain).records
 
 
 def test_the_tail_waits_for_a_torn_line_until_it_is_completed(tmp_path: Path) -> None:
