@@ -47,9 +47,9 @@ from benchmarks.profiling import PySpy, summarise
 from benchmarks.saga_probes import Counts, LagSampler, LoopThread
 from benchmarks.saga_report import print_step, report
 from harness.chaos.observe import group_backlog
-from harness.load.ledger import ledger_files, read_ledger
 from harness.load.runner import run_load
 from harness.platforms.local import LocalPlatform
+from harness.runs import RunFolder, read_jsonl
 from harness.settings import LocalOptions, LocalPorts
 
 __all__ = ["FLAT_RATE", "main"]
@@ -238,8 +238,8 @@ class SagaRun:
         wall = time.time() - begin
         sent = [
             float(line["sent_at"])
-            for path in ledger_files(step_dir)
-            for line in read_ledger(path).records
+            for path in RunFolder(step_dir).client_ledgers()
+            for line in read_jsonl(path).records
             if line.get("attempt") == 1
         ]
         t0 = result.summary.t0 or (min(sent) if sent else begin)

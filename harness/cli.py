@@ -27,6 +27,7 @@ from harness.flags import env_flag as _flag
 from harness.flags import real
 from harness.flags import whole as _whole
 from harness.platforms import PLATFORMS, attach
+from harness.runs import RunFolder
 from harness.settings import env_text
 
 __all__ = ["build_parser", "main"]
@@ -249,7 +250,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
     console.print(
         f"reprocess [bold]{request.workflow_id}[/]: orders completed in "
         f"[{request.from_}, {request.to}] of orders:events, {request.percent_bp} bp refunded "
-        f"(recorded in {run_dir / 'history' / 'reprocess.jsonl'})"
+        f"(recorded in {RunFolder(run_dir).reprocess})"
     )
     if args.no_wait:
         return 0

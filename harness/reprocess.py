@@ -15,22 +15,20 @@ of targeted orders (every order whose OrderCompleted lies in the range) is fixed
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import redis
 
 from harness import keys
 from harness.errors import ConfigError
 from harness.numbers import whole_number
 from harness.platforms.base import Endpoints
+from harness.runs import RunFolder, append_jsonl, read_jsonl
 
 __all__ = [
-    "REQUESTS_FILE",
     "ReprocessRequest",
     "check_request",
     "read_requests",
@@ -38,8 +36,6 @@ __all__ = [
     "request_reprocess",
     "wait_reprocess",
 ]
-
-REQUESTS_FILE = "history/reprocess.jsonl"
 
 
 @dataclass(frozen=True)
@@ -61,28 +57,11 @@ class ReprocessRequest:
 
 def read_requests(run_dir: Path) -> list[dict[str, Any]]:
     """Every request of the run folder (a torn last line skipped)."""
-    path = Path(run_dir) / REQUESTS_FILE
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().splitlines():
-        if line.strip():
-            try:
-                out.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
-    return out
+    return read_jsonl(RunFolder(run_dir).reprocess).records
 
 
 def _record(run_dir: Path, request: ReprocessRequest) -> None:
-    path = Path(run_dir) / REQUESTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, orjson.dumps(request.as_dict()) + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_jsonl(RunFolder(run_dir).reprocess, request.as_dict())
 
 
 def _stream_id(value: str, name: str) -> str:

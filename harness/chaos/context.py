@@ -18,7 +18,6 @@ compressed.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from harness.errors import ConfigError
 from harness.numbers import number as check_number
 from harness.platforms import attach
 from harness.platforms.base import SERVICES, Platform
+from harness.runs import RunFolder, read_json_or_empty
 from harness.settings import RunSettings
 
 __all__ = [
@@ -121,10 +121,7 @@ def _setting(configuration: Any, key: str) -> Any:
 def _compress(configuration: Any, run_dir: Path) -> float:
     value = _setting(configuration, "compress")
     if value in (None, ""):
-        try:
-            value = json.loads((run_dir / "run.json").read_text()).get("compress")
-        except (OSError, ValueError, AttributeError):
-            value = None
+        value = read_json_or_empty(RunFolder(run_dir).run_json).get("compress")
     if value in (None, ""):
         return 1.0
     return check_number(value, CONFIG_KEYS["compress"], above=0)

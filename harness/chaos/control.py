@@ -28,9 +28,7 @@ It makes the Chaos Toolkit runtime keep sagaquake's promises, under `chaos run` 
 from __future__ import annotations
 
 import _thread
-import json
 import logging
-import os
 import signal
 import threading
 import time
@@ -48,6 +46,7 @@ from harness.chaos.faults import ensure_faults_file, read_faults
 from harness.chaos.safeguard import Limit, Safeguard, parse_safeguard
 from harness.chaos.state import read_state
 from harness.errors import HarnessError
+from harness.runs import RunFolder, write_json
 
 __all__ = [
     "after_method_control",
@@ -71,16 +70,12 @@ _RUN: _Run | None = None
 
 
 def journal_path(run_dir: Path, experiment: str) -> Path:
-    return Path(run_dir) / "chaos" / f"{experiment}.journal.json"
+    return RunFolder(run_dir).journal(experiment)
 
 
 def save_journal(journal: dict[str, Any], path: Path) -> Path:
     """Write the journal atomically (a crash never leaves half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(journal, indent=2, ensure_ascii=False, default=str))
-    tmp.replace(path)
-    return path
+    return write_json(path, journal)
 
 
 class _Run(RunEventHandler):

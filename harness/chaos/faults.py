@@ -12,16 +12,14 @@ sagaquake control fails the experiment, and the window is written with `"landed"
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from harness.chaos.state import updating
 from harness.errors import HarnessError
+from harness.runs import RunFolder, append_jsonl, read_jsonl
 
 __all__ = [
     "FaultNotLanded",
@@ -29,7 +27,6 @@ __all__ = [
     "append_fault",
     "close_open_windows",
     "ensure_faults_file",
-    "faults_path",
     "read_faults",
 ]
 
@@ -38,13 +35,9 @@ class FaultNotLanded(HarnessError):
     """An action could not prove that its fault took effect; the experiment must not pass."""
 
 
-def faults_path(run_dir: Path) -> Path:
-    return Path(run_dir) / "history" / "faults.jsonl"
-
-
 def ensure_faults_file(run_dir: Path) -> Path:
     """Create an empty faults.jsonl: a chaos run that injected nothing still says so."""
-    path = faults_path(run_dir)
+    path = RunFolder(run_dir).faults
     path.parent.mkdir(parents=True, exist_ok=True)
     path.touch(exist_ok=True)
     return path
@@ -52,33 +45,13 @@ def ensure_faults_file(run_dir: Path) -> Path:
 
 def append_fault(run_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Append one window line; it is on disk when this returns."""
-    path = ensure_faults_file(run_dir)
-    data = orjson.dumps(record, default=str) + b"\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    append_jsonl(RunFolder(run_dir).faults, record)
     return record
 
 
 def read_faults(run_dir: Path) -> list[dict[str, Any]]:
-    """Every complete window line (a torn last line is skipped)."""
-    try:
-        raw = faults_path(run_dir).read_bytes()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in raw.split(b"\n"):
-        if line.strip():
-            try:
-                out.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue
-    return out
+    """Every window line, by the run folder's torn-line rule (harness.runs)."""
+    return read_jsonl(RunFolder(run_dir).faults).records
 
 
 class FaultWindow:

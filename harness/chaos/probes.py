@@ -27,8 +27,9 @@ from harness.chaos.faults import read_faults
 from harness.chaos.observe import group_backlog, reader, temporal_view
 from harness.chaos.redis_memory import memory_facts, try_write
 from harness.live import monitor_for, read_model_view
-from harness.load.ledger import ClientLedger, classify, ledger_dir
+from harness.load.ledger import ClientLedger, classify
 from harness.platforms.base import SERVICES
+from harness.runs import RunFolder
 
 __all__ = [
     "CANARY_LEDGER",
@@ -120,7 +121,7 @@ def order_api_accepting(
 
 
 def _canary_ledger(run_dir: Path) -> ClientLedger:
-    path = ledger_dir(run_dir) / f"client-{CANARY_LEDGER}.jsonl"
+    path = RunFolder(run_dir).client_ledger(CANARY_LEDGER)
     with _LEDGER_LOCK:
         ledger = _LEDGERS.get(path)
         if ledger is None or not path.exists():

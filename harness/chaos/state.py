@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from harness.runs import RunFolder, read_json_or_empty, write_json
 
 __all__ = ["read_state", "state_path", "updating"]
 
@@ -25,16 +25,12 @@ _LOCK = threading.Lock()
 
 
 def state_path(run_dir: Path) -> Path:
-    return Path(run_dir) / "chaos" / "state.json"
+    return RunFolder(run_dir).chaos_state
 
 
 def read_state(run_dir: Path) -> dict[str, Any]:
     """The saved state (empty when there is none or it cannot be read)."""
-    try:
-        data = json.loads(state_path(run_dir).read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_or_empty(state_path(run_dir))
 
 
 @contextlib.contextmanager
@@ -47,8 +43,6 @@ def updating(run_dir: Path) -> Iterator[dict[str, Any]]:
         try:
             state = read_state(run_dir)
             yield state
-            tmp = path.with_name(f"state.json.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(state, indent=2, sort_keys=True, default=str))
-            tmp.replace(path)
+            write_json(path, state)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)

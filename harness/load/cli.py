@@ -18,6 +18,7 @@ from harness.load.profile_loader import available_profiles
 from harness.load.runner import LoadProgress, LoadResult, run_load
 from harness.load.settings import DEFAULTS, ENV
 from harness.platforms.base import Endpoints
+from harness.runs import RunFolder
 
 __all__ = ["add_load_arguments", "load_command", "print_result"]
 
@@ -88,7 +89,7 @@ def print_result(result: LoadResult, out: TextIO = sys.stdout) -> None:
         )
     for path in s.files:
         out.write(f"  ledger: {path}\n")
-    out.write(f"  locust report: {result.run_dir / 'locust' / 'report.html'}\n")
+    out.write(f"  locust report: {RunFolder(result.run_dir).locust_report}\n")
 
 
 def load_command(

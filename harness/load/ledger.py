@@ -4,20 +4,26 @@ and beside it the customers' cancels (`cancel-<name>.jsonl`, one line per cancel
 Written by the load generator alone (never through the system's Redis). Every line goes to the
 file in one unbuffered `write(2)`, so it is in the kernel the moment `record` returns and
 survives a crash of the generator; `fsync_every` also forces it to disk every N lines (and at
-close), for crashes of the machine. A reader skips a torn last line.
+close), for crashes of the machine. Where the files live, how a line is encoded and how it is
+read back (a torn last line skipped and counted) are the run folder's (`harness.runs`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
-import orjson
-
 from harness.ids import order_id_for
+from harness.runs import (
+    CANCEL_PREFIX,
+    CLIENT_PREFIX,
+    JsonLinesTail,
+    RunFolder,
+    read_jsonl,
+    write_line,
+)
 
 __all__ = [
     "FIELDS",
@@ -25,14 +31,9 @@ __all__ = [
     "CancelLedger",
     "ClientLedger",
     "LedgerTail",
-    "cancel_files",
     "classify",
-    "ledger_dir",
-    "ledger_files",
-    "read_ledger",
 ]
 
-LEDGER_SUBDIR = Path("history") / "ledger"
 OUTCOMES = ("ok", "failed", "unknown")
 FIELDS = (
     "seq",
@@ -71,18 +72,6 @@ def classify(status: int | None, body: Any = None) -> str:
     return "unknown"
 
 
-def ledger_dir(run_dir: Path) -> Path:
-    return Path(run_dir) / LEDGER_SUBDIR
-
-
-def ledger_files(run_dir: Path) -> list[Path]:
-    return sorted(ledger_dir(run_dir).glob(f"{ClientLedger.PREFIX}*.jsonl"))
-
-
-def cancel_files(run_dir: Path) -> list[Path]:
-    return sorted(ledger_dir(run_dir).glob(f"{CancelLedger.PREFIX}*.jsonl"))
-
-
 class _LineFile:
     """An append-only JSON-lines file of one process: each line numbered (`seq`, continued when
     the file is reopened) and written with one unbuffered `write(2)`."""
@@ -101,16 +90,16 @@ class _LineFile:
     @classmethod
     def create(cls, run_dir: Path, name: str, fsync_every: int = 0) -> Self:
         """A new file for process `name`; `<name>-<pid>` when that name is taken already."""
-        folder = ledger_dir(run_dir)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = RunFolder(run_dir)
+        folder.ledger_dir.mkdir(parents=True, exist_ok=True)
         for candidate in (name, f"{name}-{os.getpid()}"):
-            path = folder / f"{cls.PREFIX}{candidate}.jsonl"
+            path = folder.ledger_file(cls.PREFIX, candidate)
             try:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             except FileExistsError:
                 continue
             return cls(path, fsync_every)
-        return cls(folder / f"{cls.PREFIX}{name}-{os.getpid()}.jsonl", fsync_every)
+        return cls(folder.ledger_file(cls.PREFIX, f"{name}-{os.getpid()}"), fsync_every)
 
     def _append(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Write one line (it is in the kernel when this returns) and return it."""
@@ -120,10 +109,7 @@ class _LineFile:
             raise ValueError(f"ledger {self.path} is closed")
         self.seq += 1
         line = {"seq": self.seq, **fields}
-        data = orjson.dumps(line) + b"\n"
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
+        write_line(self._fd, line)
         self._since_sync += 1
         if self.fsync_every and self._since_sync >= self.fsync_every:
             os.fsync(self._fd)
@@ -146,7 +132,7 @@ class _LineFile:
 class ClientLedger(_LineFile):
     """One process's ledger file, `history/ledger/client-<name>.jsonl`, append-only."""
 
-    PREFIX = "client-"
+    PREFIX = CLIENT_PREFIX
 
     def record(
         self,
@@ -189,7 +175,7 @@ class CancelLedger(_LineFile):
     """One process's customer cancels, `history/ledger/cancel-<name>.jsonl`: one line per
     POST /orders/{id}/cancel, with what the customer saw of the order just before."""
 
-    PREFIX = "cancel-"
+    PREFIX = CANCEL_PREFIX
 
     def record(
         self,
@@ -217,56 +203,18 @@ class CancelLedger(_LineFile):
 
 def _last_seq(path: Path) -> int:
     """The seq of the last complete line of an existing file (a reopened ledger continues it)."""
-    last = 0
-    for record in read_ledger(path).records:
-        last = max(last, int(record.get("seq", 0)))
-    return last
-
-
-@dataclass
-class LedgerRead:
-    records: list[dict[str, Any]] = field(default_factory=list)
-    torn: int = 0  # lines that were cut short (a crash mid-write) or unreadable
-
-
-def read_ledger(path: Path) -> LedgerRead:
-    """Every complete line of one ledger file."""
-    out = LedgerRead()
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        return out
-    for raw in data.split(b"\n"):
-        if not raw.strip():
-            continue
-        try:
-            out.records.append(orjson.loads(raw))
-        except orjson.JSONDecodeError:
-            out.torn += 1
-    return out
+    return max((int(r.get("seq", 0)) for r in read_jsonl(path).records), default=0)
 
 
 class LedgerTail:
-    """Reads the lines added to a run's ledger files since the last call (files may appear late)."""
+    """Reads the lines added to a run's client ledger files since the last call (files may
+    appear late); a line still being written waits for its newline."""
 
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)
-        self._offsets: dict[Path, int] = {}
+        self._folder = RunFolder(self.run_dir)
+        self._tail = JsonLinesTail()
 
     def read_new(self) -> Iterator[dict[str, Any]]:
-        for path in ledger_files(self.run_dir):
-            offset = self._offsets.get(path, 0)
-            try:
-                with open(path, "rb") as f:
-                    f.seek(offset)
-                    chunk = f.read()
-            except FileNotFoundError:
-                continue
-            end = chunk.rfind(b"\n") + 1  # only whole lines; a line being written waits
-            self._offsets[path] = offset + end
-            for raw in chunk[:end].split(b"\n"):
-                if raw.strip():
-                    try:
-                        yield orjson.loads(raw)
-                    except orjson.JSONDecodeError:
-                        continue
+        for path in self._folder.client_ledgers():
+            yield from self._tail.read_new(path)

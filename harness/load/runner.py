@@ -27,16 +27,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psutil
 
 from harness.errors import ConfigError, PlatformError, PortInUseError
-from harness.load.ledger import LedgerTail, ledger_files
+from harness.load.ledger import LedgerTail
 from harness.load.profile_loader import load_profile, parse_hour
 from harness.load.profiles import Profile
 from harness.load.settings import DEFAULTS, ENV
-from harness.load.summary import PLAN_FILE, LoadSummary, load_summary, plan_curve
+from harness.load.summary import LoadSummary, load_summary, plan_curve
 from harness.numbers import number, whole_number
+from harness.runs import RunFolder, write_json
 from harness.settings import free_port
 
 __all__ = [
@@ -280,10 +280,11 @@ def run_load(
         profile, compress, duration_s, start_hour, arrivals, seed, processes, order_api
     )
     run_dir = Path(run_dir).resolve()
-    if ledger_files(run_dir) and not allow_existing_ledger:
+    folder = RunFolder(run_dir)
+    if folder.client_ledgers() and not allow_existing_ledger:
         raise ConfigError(
             f"the run folder '{run_dir}' already holds a client ledger "
-            f"({ledger_files(run_dir)[0].name}); load into a new run folder, so that its ledger "
+            f"({folder.client_ledgers()[0].name}); load into a new run folder, so that its ledger "
             "is this run's alone"
         )
     if not Path(plan.profile_path).is_file():
@@ -293,10 +294,10 @@ def run_load(
         )
     if web:
         _check_port(web_host, web_port)
-    locust_dir = run_dir / "locust"
+    locust_dir = folder.locust_dir
     locust_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "history" / "ledger").mkdir(parents=True, exist_ok=True)
-    (run_dir / PLAN_FILE).write_bytes(orjson.dumps(plan.as_dict(), option=orjson.OPT_INDENT_2))
+    folder.ledger_dir.mkdir(parents=True, exist_ok=True)
+    write_json(folder.load_plan, plan.as_dict())
 
     env = {
         **os.environ,
@@ -321,7 +322,7 @@ def run_load(
         "--host", order_api,
         "--stop-timeout", str(math.ceil(plan.drain_s)),
         "--csv", str(locust_dir / "stats"),
-        "--html", str(locust_dir / "report.html"),
+        "--html", str(folder.locust_report),
         "--exit-code-on-error", "0",
         "--loglevel", "INFO",
     ]  # fmt: skip

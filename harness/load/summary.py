@@ -16,12 +16,11 @@ import pandas as pd
 
 from harness.errors import ConfigError
 from harness.load.curve import RateCurve
-from harness.load.ledger import ledger_files, read_ledger
 from harness.load.profile_loader import load_profile
+from harness.runs import RunFolder, read_json, read_jsonl
 
-__all__ = ["PLAN_FILE", "LoadSummary", "load_summary", "plan_curve"]
+__all__ = ["LoadSummary", "load_summary", "plan_curve"]
 
-PLAN_FILE = Path("locust") / "load.json"
 WINDOW_S = 10.0  # the window of the per-window rate error
 
 
@@ -67,15 +66,15 @@ def load_summary(run_dir: Path, until: float | None = None) -> LoadSummary:
 
     `until` (epoch seconds) ends the compared window early, for a run stopped before its end.
     """
-    run_dir = Path(run_dir)
-    files = ledger_files(run_dir)
+    folder = RunFolder(run_dir)
+    files = folder.client_ledgers()
     summary = LoadSummary(files=files)
     seen: Counter[tuple[str, int]] = Counter()
     final: dict[str, str] = {}
     first_send: dict[str, float] = {}  # idempotency key -> when its first attempt left
     for path in files:
-        read = read_ledger(path)
-        summary.torn_lines += read.torn
+        read = read_jsonl(path)
+        summary.torn_lines += read.unreadable
         for line in read.records:
             key = str(line.get("idempotency_key"))
             attempt = int(line.get("attempt") or 0)
@@ -92,11 +91,8 @@ def load_summary(run_dir: Path, until: float | None = None) -> LoadSummary:
     summary.final_outcomes = dict(Counter(final.values()))
     first_sends = list(first_send.values())
 
-    arrivals = [
-        orjson.loads(p.read_bytes()) for p in sorted((run_dir / "locust").glob("arrivals-*.json"))
-    ]
-    plan_path = run_dir / PLAN_FILE
-    plan = summary.plan = orjson.loads(plan_path.read_bytes()) if plan_path.exists() else None
+    arrivals = [orjson.loads(p.read_bytes()) for p in folder.arrivals_files()]
+    plan = summary.plan = read_json(folder.load_plan)
     t0s = [a["t0"] for a in arrivals if a.get("t0")]
     summary.t0 = min(t0s) if t0s else (min(first_sends) if first_sends else None)
     if arrivals:

@@ -19,7 +19,6 @@ import random
 import re
 import secrets
 import time
-from pathlib import Path
 from typing import Any
 
 import gevent
@@ -33,6 +32,7 @@ from harness.load.ledger import CancelLedger, ClientLedger, classify
 from harness.load.orders import OrderFactory
 from harness.load.profile_loader import load_profile, parse_hour
 from harness.load.settings import LoadSettings
+from harness.runs import RunFolder
 
 __all__ = ["LoadDriver", "OrderUser", "driver"]
 
@@ -167,7 +167,7 @@ class LoadDriver:
         """`locust/arrivals-<name>.json`: this process's schedule and lag (read by the runner)."""
         if self.name is None or self.schedule is None:
             return
-        path = Path(self.settings.run_dir) / "locust" / f"arrivals-{self.name}.json"
+        path = RunFolder(self.settings.run_dir).arrivals(self.name)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "name": self.name,

@@ -76,6 +76,7 @@ from harness.platforms.stackstate import (
     marked_processes,
     orphans,
 )
+from harness.runs import RunFolder
 from harness.settings import LocalOptions, LocalPorts
 
 __all__ = ["LocalPlatform", "clean_stale_stack", "local_unsupported"]
@@ -128,8 +129,8 @@ class LocalPlatform:
         stack_id: str | None = None,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
-        self.platform_dir = self.run_dir / "platform"
-        self.logs_dir = self.run_dir / "logs"
+        self.platform_dir = RunFolder(self.run_dir).platform_dir
+        self.logs_dir = RunFolder(self.run_dir).logs_dir
         self.ports = ports or LocalPorts.from_env()
         self.options = options or LocalOptions.from_env()
         self.replicas = replicas or {

@@ -17,6 +17,7 @@ from harness.report.headline import headline
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.summary import render_summary
+from harness.runs import RunFolder, write_atomic
 
 __all__ = ["ReportError", "ReportPaths", "render_report"]
 
@@ -36,13 +37,6 @@ class ReportPaths:
     line: str
 
 
-def _write(path: Path, text: str) -> None:
-    """Write through a temporary file, so a reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 def render_report(run_dir: Path | str) -> ReportPaths:
     """Write report.html, summary.md and junit.xml into ``run_dir``."""
     run_dir = Path(run_dir)
@@ -52,14 +46,9 @@ def render_report(run_dir: Path | str) -> ReportPaths:
         )
     data = load_run(run_dir)
     head = headline(data)
-    paths = ReportPaths(
-        html=run_dir / "report.html",
-        summary=run_dir / "summary.md",
-        junit=run_dir / "junit.xml",
-        status=head.status,
-        line=head.line,
-    )
-    _write(paths.html, render_html(data))
-    _write(paths.summary, render_summary(data))
-    _write(paths.junit, render_junit(data))
+    html, summary, junit = RunFolder(run_dir).outputs
+    paths = ReportPaths(html=html, summary=summary, junit=junit, status=head.status, line=head.line)
+    write_atomic(paths.html, render_html(data))  # atomic: a reader never sees half a report
+    write_atomic(paths.summary, render_summary(data))
+    write_atomic(paths.junit, render_junit(data))
     return paths

@@ -17,7 +17,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from harness.runs import GATE_FILE
+from harness import keys
+from harness.runs import RunFolder, read_jsonl
 
 __all__ = [
     "LATENCY_WINDOW_S",
@@ -26,12 +27,11 @@ __all__ = [
     "as_dict",
     "as_list",
     "load_run",
-    "read_jsonl",
 ]
 
 LATENCY_WINDOW_S = 10  # client latency percentiles are computed per window of this many seconds
 TERMINAL = ("OrderCompleted", "OrderCancelled")
-_OUTPUTS = ("report.html", "summary.md", "junit.xml")
+_OUTPUTS = (RunFolder.REPORT_HTML, RunFolder.SUMMARY_MD, RunFolder.JUNIT_XML)
 
 
 @dataclass(frozen=True)
@@ -102,29 +102,6 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def read_jsonl(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The JSON objects of a JSON-lines file and how many lines were not JSON objects.
-
-    A run killed mid-write leaves a torn last line; skipping it (and saying so) beats failing.
-    """
-    rows: list[dict[str, Any]] = []
-    bad = 0
-    with path.open("rb") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                bad += 1
-                continue
-            if isinstance(obj, dict):
-                rows.append(obj)
-            else:
-                bad += 1
-    return rows, bad
-
-
 def _read_json(path: Path, notes: dict[str, str], key: str) -> Any:
     if not path.is_file():
         notes[key] = f"no {path.name} in the run folder"
@@ -145,19 +122,19 @@ def _float(value: Any) -> float | None:
 
 
 def _read_ledger(run_dir: Path, notes: dict[str, str]) -> pd.DataFrame | None:
-    files = sorted((run_dir / "history" / "ledger").glob("client-*.jsonl"))
+    files = RunFolder(run_dir).client_ledgers()
     if not files:
-        notes["ledger"] = "no client ledger (history/ledger/client-*.jsonl): load never ran"
+        notes["ledger"] = f"no client ledger ({RunFolder.CLIENT_LEDGERS}): load never ran"
         return None
     rows: list[dict[str, Any]] = []
     bad = 0
     for path in files:
-        got, n_bad = read_jsonl(path)
-        client = path.stem.removeprefix("client-")
-        for row in got:
+        lines = read_jsonl(path)
+        client = RunFolder.ledger_name(path)
+        for row in lines.records:
             row["client"] = client
-        rows.extend(got)
-        bad += n_bad
+        rows.extend(lines.records)
+        bad += lines.unreadable
     if bad:
         notes["ledger"] = f"{bad} unreadable ledger line(s) skipped"
     if not rows:
@@ -175,15 +152,15 @@ def _read_ledger(run_dir: Path, notes: dict[str, str]) -> pd.DataFrame | None:
 
 
 def _read_events(run_dir: Path, notes: dict[str, str]) -> pd.DataFrame | None:
-    path = run_dir / "history" / "streams" / "orders.events.jsonl"
+    path = RunFolder(run_dir).stream(keys.EVENTS)
     if not path.is_file():
-        notes["events"] = "no orders:events export (history/streams/orders.events.jsonl)"
+        notes["events"] = f"no orders:events export ({RunFolder.stream_rel(keys.EVENTS)})"
         return None
-    got, bad = read_jsonl(path)
-    if bad:
-        notes["events"] = f"{bad} unreadable stream line(s) skipped"
+    lines = read_jsonl(path)
+    if lines.unreadable:
+        notes["events"] = f"{lines.unreadable} unreadable stream line(s) skipped"
     rows = []
-    for entry in got:
+    for entry in lines.records:
         fields = entry.get("fields") or {}
         ts = _float(fields.get("ts"))
         if ts is None:  # fall back on the stream id: "<ms>-<seq>"
@@ -206,15 +183,15 @@ def _read_events(run_dir: Path, notes: dict[str, str]) -> pd.DataFrame | None:
 
 
 def _read_faults(run_dir: Path, notes: dict[str, str], t0: float) -> list[Fault]:
-    path = run_dir / "history" / "faults.jsonl"
+    path = RunFolder(run_dir).faults
     if not path.is_file():
-        notes["faults"] = "no history/faults.jsonl: no fault was injected (or none ended)"
+        notes["faults"] = f"no {RunFolder.FAULTS}: no fault was injected (or none ended)"
         return []
-    got, bad = read_jsonl(path)
-    if bad:
-        notes["faults"] = f"{bad} unreadable fault line(s) skipped"
+    lines = read_jsonl(path)
+    if lines.unreadable:
+        notes["faults"] = f"{lines.unreadable} unreadable fault line(s) skipped"
     faults = []
-    for i, row in enumerate(got):
+    for i, row in enumerate(lines.records):
         start = _float(row.get("started_at"))
         end = _float(row.get("ended_at"))
         if start is None:
@@ -237,12 +214,12 @@ def _read_faults(run_dir: Path, notes: dict[str, str], t0: float) -> list[Fault]
 
 
 def _read_journals(run_dir: Path, notes: dict[str, str]) -> list[dict[str, Any]]:
-    paths = sorted((run_dir / "chaos").glob("*.journal.json"))
+    paths = RunFolder(run_dir).journals()
     if not paths:
-        notes["chaos"] = "no Chaos Toolkit journal (chaos/*.journal.json)"
+        notes["chaos"] = f"no Chaos Toolkit journal ({RunFolder.journal_rel('*')})"
     out = []
     for path in paths:
-        name = path.name.removesuffix(".journal.json")
+        name = RunFolder.experiment_of(path)
         journal, note = None, None
         try:
             journal = orjson.loads(path.read_bytes())
@@ -412,7 +389,7 @@ def _files(run_dir: Path) -> list[tuple[str, int]]:
     out = []
     for path in sorted(run_dir.rglob("*")):
         rel = path.relative_to(run_dir).as_posix()
-        if not path.is_file() or rel.startswith("platform/") or rel in _OUTPUTS:
+        if not path.is_file() or rel.startswith(f"{RunFolder.PLATFORM_DIR}/") or rel in _OUTPUTS:
             continue
         out.append((rel, path.stat().st_size))
     return out
@@ -422,11 +399,12 @@ def load_run(run_dir: Path | str) -> RunData:
     """Read one run folder. Never raises for a missing or torn file: see ``RunData.notes``."""
     run_dir = Path(run_dir)
     notes: dict[str, str] = {}
-    run = _read_json(run_dir / "run.json", notes, "run")
+    folder = RunFolder(run_dir)
+    run = _read_json(folder.run_json, notes, "run")
     run = run if isinstance(run, dict) else {}
-    verdict = _read_json(run_dir / "verdict.json", notes, "verdict")
+    verdict = _read_json(folder.verdict, notes, "verdict")
     verdict = verdict if isinstance(verdict, dict) else None
-    gate = as_dict(_read_json(run_dir / GATE_FILE, {}, "gate")) or None  # absent: only verified
+    gate = as_dict(_read_json(folder.gate, {}, "gate")) or None  # absent: only verified
     ledger = _read_ledger(run_dir, notes)
     events = _read_events(run_dir, notes)
     t0 = _t0(run, ledger, events)

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 
 from harness.report.data import RunData, as_dict, as_list
+from harness.runs import RunFolder
 
 __all__ = ["Experiment", "SteadyState", "Step", "experiments", "parse_journal", "short_json"]
 
@@ -159,8 +160,8 @@ def experiments(data: RunData) -> list[Experiment]:
                     (),
                     (),
                     (),
-                    note=f"no journal chaos/{fault.experiment}.journal.json; "
-                    "its fault windows come from history/faults.jsonl",
+                    note=f"no journal {RunFolder.journal_rel(fault.experiment)}; "
+                    f"its fault windows come from {RunFolder.FAULTS}",
                 )
             )
     return out

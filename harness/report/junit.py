@@ -21,6 +21,7 @@ from typing import Any
 from harness.report.data import RunData
 from harness.report.headline import invariants, threshold_status, threshold_text, violations
 from harness.report.journal import short_json
+from harness.runs import RunFolder
 
 __all__ = ["FIRST_EXAMPLES", "render_junit"]
 
@@ -138,7 +139,7 @@ def render_junit(data: RunData) -> str:
         suite = _suite(root, "experiments", timestamp)
         for name in data.failed_experiments:
             case = _case(suite, "sagaquake.experiments", name)
-            text = f"experiment {name} did not complete (see chaos/{name}.journal.json)"
+            text = f"experiment {name} did not complete (see {RunFolder.journal_rel(name)})"
             ET.SubElement(
                 case, "failure", {"type": "ExperimentFailed", "message": text}
             ).text = text

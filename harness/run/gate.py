@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
-from harness.runs import GATE_FILE, read_json, write_json
+from harness.runs import GATE_FILE, RunFolder, read_json, write_json
 from harness.verify.verdict import EXIT_CODES
 
 __all__ = [
@@ -219,11 +219,11 @@ def decide(
 
 
 def write_gate(run_dir: Path, gate: GateResult) -> Path:
-    return write_json(Path(run_dir) / GATE_FILE, gate.to_dict())
+    return write_json(RunFolder(run_dir).gate, gate.to_dict())
 
 
 def read_gate(run_dir: Path) -> GateResult | None:
     """The run's gate.json, or None when no gate was decided (a run folder `sagaquake verify`
     alone checked)."""
-    data = read_json(Path(run_dir) / GATE_FILE)
+    data = read_json(RunFolder(run_dir).gate)
     return GateResult.from_dict(data) if data is not None else None

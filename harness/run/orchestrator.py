@@ -33,7 +33,7 @@ from harness.run.drain import count_sagas, drain
 from harness.run.gate import ThresholdResult, decide, evaluate, metrics_from, write_gate
 from harness.run.progress import Progress, RunState
 from harness.run.suite import Suite
-from harness.runs import new_run_dir, update_run_json
+from harness.runs import RunFolder, new_run_dir, update_run_json
 
 __all__ = ["RunOutcome", "check_suite", "make_platform", "run_suite"]
 
@@ -253,8 +253,8 @@ def run_suite(
             progress.log(f"[red]{problem}[/]")
         except Exception as exc:
             problem = f"{state.phase}: {type(exc).__name__}: {exc}"
-            (run_dir / "harness-error.txt").write_text(traceback.format_exc())
-            progress.log(f"[red]{problem}[/] (traceback in {run_dir / 'harness-error.txt'})")
+            RunFolder(run_dir).harness_error.write_text(traceback.format_exc())
+            progress.log(f"[red]{problem}[/] (traceback in {RunFolder(run_dir).harness_error})")
         finally:
             with _sigint_deferred(progress):
                 phase("clean-up")
@@ -423,7 +423,7 @@ def _snapshot(platform: Platform, run_dir: Path, progress: Progress) -> None:
 
 def _tear_down(platform: Platform, run_dir: Path, progress: Progress) -> None:
     try:
-        platform.collect_logs(run_dir / "logs")
+        platform.collect_logs(RunFolder(run_dir).logs_dir)
     except Exception as exc:
         progress.log(f"[yellow]could not collect every log: {exc}[/]")
     try:
@@ -461,7 +461,7 @@ def _judge(
     for r in failed_thresholds:
         console.print(f"[red]threshold failed:[/] {r.threshold.spec} (measured {_fmt(r.value)})")
     for name in failed_experiments:
-        console.print(f"[red]experiment failed:[/] {name} (see chaos/{name}.journal.json)")
+        console.print(f"[red]experiment failed:[/] {name} (see {RunFolder.journal_rel(name)})")
     if problem:
         console.print(f"[yellow]run incomplete:[/] {problem}")
     console.print(report_line)

@@ -8,12 +8,11 @@ accident proves nothing about the bug. A control passes only when the gate passe
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.run.gate import GATE_FILE
+from harness.runs import RunFolder, read_json_or_empty
 
 __all__ = ["OUTCOMES", "CaseResult", "judge", "what_failed"]
 
@@ -57,18 +56,11 @@ class CaseResult:
         return {**asdict(self), "ok": self.ok}
 
 
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def what_failed(run_dir: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Every failure of a run, in words (invariants with their violations, experiments that did
     not complete, thresholds missed, the run's own problem), and the invariants by name."""
-    verdict, run = _read(run_dir / "verdict.json"), _read(run_dir / "run.json")
+    folder = RunFolder(run_dir)
+    verdict, run = read_json_or_empty(folder.verdict), read_json_or_empty(folder.run_json)
     by_name = {i.get("name", "?"): i for i in verdict.get("invariants") or []}
     failed = []
     for name, inv in by_name.items():
@@ -77,13 +69,13 @@ def what_failed(run_dir: Path) -> tuple[list[str], dict[str, dict[str, Any]]]:
             failed.append(f"{name} ({n} violations)" if n is not None else name)
         elif inv.get("status") == "unknown":
             failed.append(f"{name} unknown")
-    for journal in sorted((run_dir / "chaos").glob("*.journal.json")):
-        data = _read(journal)
+    for journal in folder.journals():
+        data = read_json_or_empty(journal)
         status = data.get("status")
         if status != "completed" or data.get("deviated"):
             word = "deviated" if data.get("deviated") else status
-            failed.append(f"experiment {journal.name.removesuffix('.journal.json')} {word}")
-    for t in _read(run_dir / GATE_FILE).get("thresholds") or []:
+            failed.append(f"experiment {folder.experiment_of(journal)} {word}")
+    for t in read_json_or_empty(folder.gate).get("thresholds") or []:
         if not t.get("ok"):
             failed.append(f"threshold {t.get('spec', t.get('name'))} (measured {t.get('value')})")
     if run.get("problem"):
@@ -106,13 +98,13 @@ def judge(result: CaseResult, run_dir: Path | None, exit_code: int | None) -> Ca
     if exit_code == 130 or exit_code is None:
         result.outcome = "interrupted"
         return result
-    if run_dir is None or not (run_dir / "verdict.json").exists():
+    if run_dir is None or not RunFolder(run_dir).verdict.exists():
         result.outcome = "error"
         result.detail = result.detail or f"the run wrote no verdict (exit code {exit_code})"
         return result
     failed, invariants = what_failed(run_dir)
     result.failed = failed
-    incomplete = bool(_read(run_dir / "run.json").get("incomplete"))
+    incomplete = bool(read_json_or_empty(RunFolder(run_dir).run_json).get("incomplete"))
     if result.kind == "control":
         result.outcome = "passed" if exit_code == 0 else "false alarm"
         return result

@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 
 from harness.platforms.stackstate import MARKER, marked_processes
+from harness.runs import RunFolder, read_json_or_empty
 from harness.selftest.mutate import sha256
 
 __all__ = ["StackWatch", "probe_origin", "service_processes"]
@@ -90,11 +91,8 @@ class StackWatch:
 
     def _stack_is_up(self) -> bool:
         """The run has left its `up` phase: every service answered its readiness check."""
-        run_json = self.reports_dir / "latest" / "run.json"
-        with contextlib.suppress(OSError, ValueError):
-            phases = json.loads(run_json.read_text()).get("phases") or []
-            return any(p.get("name") not in ("up", None) for p in phases)
-        return False
+        phases = read_json_or_empty(RunFolder(self.reports_dir / "latest").run_json).get("phases")
+        return any(p.get("name") not in ("up", None) for p in phases or [] if isinstance(p, dict))
 
     def _prove(self) -> dict[str, Any]:
         # one probe per distinct (interpreter, working folder, PYTHONPATH): that is what decides

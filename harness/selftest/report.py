@@ -7,7 +7,6 @@ the exit code, not the skip, keeps a pending mutation from passing silently (doc
 
 from __future__ import annotations
 
-import json
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from harness import runs
 from harness.selftest.outcome import CaseResult
 
 __all__ = ["exit_code", "render_table", "score", "short_failed", "write_json", "write_junit"]
@@ -96,10 +96,7 @@ def render_table(results: list[CaseResult], console: Console, folder: Path | Non
 
 def write_json(path: Path, results: list[CaseResult], meta: dict[str, Any]) -> Path:
     payload = {**meta, "score": score(results), "cases": [r.as_dict() for r in results]}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    tmp.replace(path)
-    return path
+    return runs.write_json(path, payload)
 
 
 def _case(suite: ET.Element, r: CaseResult) -> None:

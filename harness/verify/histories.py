@@ -38,9 +38,9 @@ from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import History as HistoryProto
 
 from harness.errors import ConfigError
+from harness.runs import RunFolder, iter_jsonl
 
 __all__ = [
-    "HISTORIES_FILE",
     "HistoryRecords",
     "aexport_histories",
     "aread_histories",
@@ -52,7 +52,6 @@ __all__ = [
     "write_histories",
 ]
 
-HISTORIES_FILE = "history/workflows.jsonl.gz"
 # A part of the history: the file of the snapshot, or the records themselves (live, tests).
 HistoryRecords = Path | Sequence[Mapping[str, Any]]
 _RUN_ID = re.compile(rb'"run_id":"([^"]+)"')
@@ -76,13 +75,7 @@ def iter_histories(records: HistoryRecords) -> Iterator[Mapping[str, Any]]:
     if not isinstance(records, Path):
         yield from records
         return
-    with gzip.open(records, "rb") as lines:
-        for line in lines:
-            if line.strip():
-                try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    continue  # a torn last line: its run is counted as missing by the checks
+    yield from iter_jsonl(records)  # a line skipped: its run is counted as missing by the checks
 
 
 def scan_failures(
@@ -189,7 +182,7 @@ def print_histories(run_dir: Path, workflow_id: str | None, out: IO[str]) -> int
     """Write the histories of a run folder (or one workflow's runs) to `out` as Temporal's JSON,
     one indented object per run; return how many. ConfigError when the folder has none, or none
     of `workflow_id`."""
-    path = run_dir / HISTORIES_FILE
+    path = RunFolder(run_dir).workflows
     if not path.is_file():
         raise ConfigError(
             f"no workflow histories at '{path}': a run's snapshot writes them (sagaquake run, "

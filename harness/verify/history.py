@@ -25,6 +25,7 @@ import pandas as pd
 
 from harness import keys
 from harness.ids import order_ids_for
+from harness.runs import RunFolder
 from harness.verify.frames import (
     core_frame,
     floats,
@@ -46,7 +47,6 @@ __all__ = [
     "build_history",
     "part_frame",
     "set_histories",
-    "stream_file_name",
 ]
 
 # Streams the checks read, by the part of the history they become.
@@ -58,17 +58,14 @@ STREAM_PARTS = {
 }
 # Where each part lives in a run folder (what a missing part's reason names).
 PART_FILES = {
-    "events": "history/streams/orders.events.jsonl",
-    "payments": "history/streams/payments.ledger.jsonl",
-    "inventory_ledger": "history/streams/inventory.ledger.jsonl",
-    "notifications": "history/streams/notifications.sent.jsonl",
-    "ledger": "history/ledger/client-*.jsonl",
-    "temporal": "history/temporal.jsonl",
-    "inventory": "history/inventory.json",
-    "readmodel": "history/readmodel.jsonl",
-    "faults": "history/faults.jsonl",
-    "histories": "history/workflows.jsonl.gz",
-    "run": "run.json",
+    **{part: RunFolder.stream_rel(stream) for stream, part in STREAM_PARTS.items()},
+    "ledger": RunFolder.CLIENT_LEDGERS,
+    "temporal": RunFolder.TEMPORAL,
+    "inventory": RunFolder.INVENTORY,
+    "readmodel": RunFolder.READMODEL,
+    "faults": RunFolder.FAULTS,
+    "histories": RunFolder.WORKFLOWS,
+    "run": RunFolder.RUN_JSON,
 }
 # The fields the checks read, per part: the columns of its frame (None where a map lacks the
 # key), those of `_NUMERIC` as `_<name>` numbers.
@@ -199,11 +196,6 @@ def _numbered(frame: pd.DataFrame, part: str, keep: bool = True) -> pd.DataFrame
         if not keep and name in frame:
             del frame[name]
     return frame
-
-
-def stream_file_name(stream: str) -> str:
-    """`orders:events` → `orders.events.jsonl` (docs/run-folder.md)."""
-    return stream.replace(":", ".") + ".jsonl"
 
 
 def part_frame(

@@ -22,6 +22,8 @@ import numpy as np
 import orjson
 import pandas as pd
 
+from harness import keys
+from harness.runs import JsonLines, RunFolder, read_json_or_empty, read_jsonl
 from harness.settings import VerifySettings
 from harness.verify.frames import no_gc, object_frame
 from harness.verify.history import (
@@ -34,10 +36,9 @@ from harness.verify.history import (
     set_histories,
 )
 
-__all__ = ["LineMaps", "load_snapshot", "read_client_side", "read_lines"]
+__all__ = ["LineMaps", "load_snapshot", "read_client_side"]
 
-_EVENTS_FILE = "orders.events.jsonl"
-_RECORDS = {"temporal": "temporal.jsonl", "readmodel": "readmodel.jsonl"}
+_RECORDS = ("temporal", "readmodel")  # the parts that are JSON lines of records, not streams
 _Built = tuple[pd.DataFrame, Sequence[Mapping[str, Any]]]
 
 
@@ -81,52 +82,28 @@ class LineMaps(Sequence[Mapping[str, Any]]):
         return {**extra, **out} if extra else out
 
 
-def read_lines(
-    path: Path, notes: list[str] | None = None, spans: bool = True
-) -> tuple[list[Any], np.ndarray, np.ndarray]:
-    """Every JSON line of a file, and (with `spans`) where each starts and ends in it. A torn
-    last line (a writer killed mid-line) is dropped with a note; a bad line elsewhere is an
-    error."""
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    if spans:
-        newlines = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-        starts = np.concatenate(([0], newlines + 1))
-        ends = np.concatenate((newlines, [len(data)]))
-    else:
-        starts = ends = np.zeros(len(lines), dtype=np.int64)
+def _read(path: Path, notes: list[str], spans: bool = False) -> JsonLines:
+    """A JSON-lines part by the store's torn-line rule: a torn last line is dropped with a
+    note; a corrupt line raises ValueError, so the part cannot be read and its checks say
+    unknown (evidence is never dropped silently)."""
     with no_gc():
-        try:
-            keep = ends > starts if spans else slice(None)
-            records = list(map(orjson.loads, [x for x in lines if x]))
-            return records, starts[keep], ends[keep]
-        except orjson.JSONDecodeError:
-            pass
-        kept = [i for i, x in enumerate(lines) if x.strip()]
-        out = [orjson.loads(lines[i]) for i in kept[:-1]]
-        if kept:
-            try:
-                out.append(orjson.loads(lines[kept[-1]]))
-            except orjson.JSONDecodeError:
-                if notes is not None:
-                    notes.append(
-                        f"{path.name}: dropped a torn last line ({lines[kept[-1]][:60]!r})"
-                    )
-                kept = kept[:-1]
-        at = np.asarray(kept, dtype=np.int64)
-        return out, starts[at], ends[at]
+        lines = read_jsonl(path, spans=spans)
+    if lines.corrupt:
+        raise ValueError(lines.corrupt_note())
+    notes.extend(lines.notes())
+    return lines
 
 
 def _read_stream(
     path: Path, notes: list[str], spans: bool = True
-) -> tuple[list[str], list[Any], np.ndarray, np.ndarray]:
-    entries, starts, ends = read_lines(path, notes, spans)
+) -> tuple[list[str], list[Any], JsonLines]:
+    """A stream's ids and field maps, and the file as read (its spans, when asked for)."""
+    lines = _read(path, notes, spans)
     with no_gc():
         return (
-            list(map(itemgetter("id"), entries)),
-            list(map(itemgetter("fields"), entries)),
-            starts,
-            ends,
+            list(map(itemgetter("id"), lines.records)),
+            list(map(itemgetter("fields"), lines.records)),
+            lines,
         )
 
 
@@ -136,51 +113,60 @@ def read_client_side(run_dir: Path) -> dict[str, Any]:
     missing: dict[str, str] = {}
     notes: list[str] = []
     run: dict[str, Any] = {}
-    run_path = run_dir / "run.json"
-    if run_path.exists():
+    folder = RunFolder(run_dir)
+    if folder.run_json.exists():
         try:
-            run = orjson.loads(run_path.read_bytes())
+            run = orjson.loads(folder.run_json.read_bytes())
         except orjson.JSONDecodeError as err:
-            missing["run"] = f"run.json is not valid JSON: {err}"
+            missing["run"] = f"{folder.RUN_JSON} is not valid JSON: {err}"
     else:
-        missing["run"] = "run.json is missing"
+        missing["run"] = f"{folder.RUN_JSON} is missing"
     ledger: list[dict[str, Any]] | None = None
-    files = sorted((run_dir / "history" / "ledger").glob("client-*.jsonl"))
-    if files:
-        ledger = []
-        for path in files:
-            client = path.stem.removeprefix("client-")
-            records = read_lines(path, notes, spans=False)[0]
-            for rec in records:
-                rec.setdefault("client", client)
-            ledger.extend(records)
-    else:
+    files = folder.client_ledgers()
+    if not files:
         missing["ledger"] = (
-            "no client ledger (history/ledger/client-*.jsonl): what clients were told is unknown"
+            f"no client ledger ({folder.CLIENT_LEDGERS}): what clients were told is unknown"
         )
+    else:
+        try:
+            ledger = _read_ledger(files, notes)
+        except ValueError as err:
+            missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
     faults: list[dict[str, Any]] | None = None
-    faults_path = run_dir / "history" / "faults.jsonl"
-    if faults_path.exists():
-        faults = read_lines(faults_path, notes, spans=False)[0]
-    elif _chaos_ran(run_dir, run):
-        missing["faults"] = "history/faults.jsonl is missing although chaos experiments ran"
+    if folder.faults.exists():
+        try:
+            faults = _read(folder.faults, notes).records
+        except ValueError as err:
+            missing["faults"] = f"{folder.FAULTS} could not be read: {err}"
+    elif _chaos_ran(folder, run):
+        missing["faults"] = f"{folder.FAULTS} is missing although chaos experiments ran"
     else:
         faults = []  # no chaos ran: no fault windows, nothing to recover from
     return {"run": run, "ledger": ledger, "faults": faults, "missing": missing, "notes": notes}
 
 
-def _chaos_ran(run_dir: Path, run: Mapping[str, Any]) -> bool:
+def _read_ledger(files: list[Path], notes: list[str]) -> list[dict[str, Any]]:
+    """The client ledger's lines, each with the `client` its file names."""
+    ledger: list[dict[str, Any]] = []
+    for path in files:
+        client = RunFolder.ledger_name(path)
+        records = _read(path, notes).records
+        for rec in records:
+            rec.setdefault("client", client)
+        ledger.extend(records)
+    return ledger
+
+
+def _chaos_ran(folder: RunFolder, run: Mapping[str, Any]) -> bool:
     phases = run.get("phases") if isinstance(run.get("phases"), list) else []
     named = any(isinstance(p, dict) and "chaos" in str(p.get("name", "")) for p in phases or [])
-    return named or any((run_dir / "chaos").glob("*.journal.json"))
+    return named or bool(folder.journals())
 
 
 def _explain_failed_export(run_dir: Path, missing: dict[str, str]) -> None:
     """Name why a part is missing when the export recorded its failure (history/export.json)."""
-    path = run_dir / "history" / "export.json"
-    try:
-        errors = orjson.loads(path.read_bytes()).get("errors") or {} if path.exists() else {}
-    except (orjson.JSONDecodeError, AttributeError):
+    errors = read_json_or_empty(RunFolder(run_dir).export).get("errors") or {}
+    if not isinstance(errors, dict):
         return
     for part, error in errors.items():
         if part in PART_FILES and not (run_dir / PART_FILES[part]).exists():
@@ -194,37 +180,36 @@ def _system_side(run_dir: Path, lazy: bool) -> dict[str, Any]:
     notes: list[str] = []
     parts: dict[str, _Built] = {}
     others: dict[str, StreamEntries] = {}
-    hist = run_dir / "history"
-    for path in sorted((hist / "streams").glob("*.jsonl")):
-        if path.name == _EVENTS_FILE:
+    folder = RunFolder(run_dir)
+    for name, path in folder.streams():
+        if name == keys.EVENTS:
             continue
-        name = path.name.removesuffix(".jsonl").replace(".", ":")
         part = STREAM_PARTS.get(name)
         try:
-            ids, maps, starts, ends = _read_stream(path, notes)
-        except (orjson.JSONDecodeError, KeyError, TypeError) as err:
-            missing[part or name] = f"history/streams/{path.name} could not be read: {err}"
+            ids, maps, lines = _read_stream(path, notes)
+        except (ValueError, KeyError, TypeError) as err:
+            missing[part or name] = f"{folder.stream_rel(name)} could not be read: {err}"
             continue
         if part is None:
             others[name] = (ids, maps)
             continue
-        keep = LineMaps([(path, starts, ends, {})], key="fields") if lazy else maps
+        keep = LineMaps([(path, *lines.spans(), {})], key="fields") if lazy else maps
         parts[part] = (part_frame(part, maps, ids=ids), keep)
     _explain_failed_export(run_dir, missing)
-    for part, name in _RECORDS.items():
-        path = hist / name
+    for part in _RECORDS:
+        path = folder / PART_FILES[part]
         if not path.exists():
             missing.setdefault(part, f"{PART_FILES[part]} is missing")
             continue
         try:
-            records, starts, ends = read_lines(path, notes)
-        except (orjson.JSONDecodeError, ValueError) as err:
+            lines = _read(path, notes, spans=True)
+        except ValueError as err:
             missing[part] = f"{PART_FILES[part]} could not be read: {err}"
             continue
-        keep = LineMaps([(path, starts, ends, {})]) if lazy else records
-        parts[part] = (part_frame(part, records), keep)
+        keep = LineMaps([(path, *lines.spans(), {})]) if lazy else lines.records
+        parts[part] = (part_frame(part, lines.records), keep)
     inventory = None
-    path = hist / "inventory.json"
+    path = folder.inventory
     if path.exists():
         try:
             inventory = orjson.loads(path.read_bytes())
@@ -279,14 +264,14 @@ def _packed_system_side(run_dir: Path) -> dict[str, Any]:
 
 
 def _events(run_dir: Path) -> tuple[_Built | None, str | None, list[str]]:
-    path = run_dir / "history" / "streams" / _EVENTS_FILE
+    path = RunFolder(run_dir).stream(keys.EVENTS)
     notes: list[str] = []
     if not path.exists():
         return None, None, notes
     try:
-        ids, maps, _, _ = _read_stream(path, notes, spans=False)
-    except (orjson.JSONDecodeError, KeyError, TypeError) as err:
-        return None, f"history/streams/{_EVENTS_FILE} could not be read: {err}", notes
+        ids, maps, _ = _read_stream(path, notes, spans=False)
+    except (ValueError, KeyError, TypeError) as err:
+        return None, f"{PART_FILES['events']} could not be read: {err}", notes
     return (part_frame("events", maps, ids=ids), maps), None, notes
 
 

@@ -24,22 +24,20 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
+from harness.runs import RunFolder, read_jsonl
 from harness.verify.facts import order_table, universe
 from harness.verify.frames import floats
 from harness.verify.histories import decode, iter_histories
 from harness.verify.history import History
 from harness.verify.results import InvariantResult, entries_for, from_violations, invariant
 
-__all__ = ["REQUESTS_FILE", "expected_corrections", "reprocessed_exactly_once", "stream_key"]
+__all__ = ["expected_corrections", "reprocessed_exactly_once", "stream_key"]
 
-REQUESTS_FILE = "history/reprocess.jsonl"
 WORKFLOW_TYPE = "ReprocessOrders"
 _MAX = (2**63 - 1, 2**63 - 1)
 
@@ -57,17 +55,9 @@ def stream_key(stream_id: str) -> tuple[int, int]:
 def _requests(h: History) -> list[dict[str, Any]] | None:
     if h.run_dir is None:
         return None
-    path = Path(h.run_dir) / REQUESTS_FILE
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_bytes().splitlines():
-        if line.strip():
-            try:
-                out.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                h.notes.append(f"{REQUESTS_FILE}: dropped a torn line ({line[:60]!r})")
-    return out
+    lines = read_jsonl(RunFolder(h.run_dir).reprocess)
+    h.notes.extend(lines.notes())
+    return lines.records
 
 
 def expected_corrections(h: History, request: Mapping[str, Any]) -> pd.DataFrame:

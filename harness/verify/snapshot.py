@@ -13,27 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import os
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import orjson
 import pandas as pd
 import redis
 
 from harness import keys
 from harness.errors import StackNotRunningError
-from harness.verify.histories import HISTORIES_FILE, aexport_histories, aread_histories
-from harness.verify.history import (
-    STREAM_PARTS,
-    History,
-    StreamEntries,
-    build_history,
-    stream_file_name,
-)
+from harness.runs import RunFolder, write_json, write_jsonl
+from harness.verify.histories import aexport_histories, aread_histories
+from harness.verify.history import STREAM_PARTS, History, StreamEntries, build_history
 from harness.verify.reader import read_client_side
 
 __all__ = [
@@ -255,28 +248,26 @@ def export_snapshot(
     where, counts, and any part that failed: that part's file is not written, so its checks
     report unknown with the reason)."""
     started = time.time()
-    hist = Path(run_dir) / "history"
-    (hist / "streams").mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(run_dir)
+    folder.streams_dir.mkdir(parents=True, exist_ok=True)
     parts, errors = _read_live(redis_url, temporal_address, namespace)
     counts: dict[str, int] = {}
     for name, (ids, fields) in parts["streams"].items():
-        lines = (orjson.dumps({"id": i, "fields": f}) for i, f in zip(ids, fields, strict=True))
-        _write_lines(hist / "streams" / stream_file_name(name), lines)
+        entries = ({"id": i, "fields": f} for i, f in zip(ids, fields, strict=True))
+        write_jsonl(folder.stream(name), entries)
         counts[name] = len(ids)
     if parts["temporal"] is not None:
-        _write_lines(hist / "temporal.jsonl", map(orjson.dumps, parts["temporal"]))
+        write_jsonl(folder.temporal, parts["temporal"])
         counts["temporal_runs"] = len(parts["temporal"])
     took = time.time()
     try:
-        path = Path(run_dir) / HISTORIES_FILE
+        path = folder.workflows
         counts["histories"] = _run(aexport_histories(path, temporal_address, namespace))
         counts["histories_took_ms"] = round((time.time() - took) * 1000)
     except Exception as err:
         errors["histories"] = f"reading Temporal's histories at {temporal_address!r} failed: {err}"
-    _write_bytes(
-        hist / "inventory.json", orjson.dumps(parts["inventory"], option=orjson.OPT_INDENT_2)
-    )
-    _write_lines(hist / "readmodel.jsonl", map(orjson.dumps, parts["readmodel"]))
+    write_json(folder.inventory, parts["inventory"])
+    write_jsonl(folder.readmodel, parts["readmodel"])
     counts["readmodel_rows"] = len(parts["readmodel"])
     summary = {
         "exported_at": time.time(),
@@ -287,7 +278,7 @@ def export_snapshot(
         "counts": counts,
         "errors": errors,
     }
-    _write_bytes(hist / "export.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+    write_json(folder.export, summary)
     return summary
 
 
@@ -299,25 +290,3 @@ def _redact(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _write_lines(path: Path, lines: Iterable[bytes], batch: int = 10_000) -> None:
-    """Write lines atomically, `batch` lines at a time (a million entries never sit in memory
-    as one buffer)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("wb") as out:
-        chunk: list[bytes] = []
-        for line in lines:
-            chunk.append(line)
-            if len(chunk) >= batch:
-                out.write(b"\n".join(chunk) + b"\n")
-                chunk.clear()
-        if chunk:
-            out.write(b"\n".join(chunk) + b"\n")
-    tmp.replace(path)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

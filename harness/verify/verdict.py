@@ -7,7 +7,6 @@ could not run is never counted as a pass (Jepsen's `compose`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from harness.runs import RunFolder, write_json
 from harness.verify.frames import jsonable
 from harness.verify.results import InvariantResult
 
@@ -139,15 +139,11 @@ def exit_code(verdict: Verdict) -> int:
 
 def write_verdict(run_dir: Path | str, verdict: Verdict) -> Path:
     """Write `<run_dir>/verdict.json` atomically (a reader never sees half a verdict)."""
-    path = Path(run_dir) / "verdict.json"
-    tmp = path.with_name(f".verdict.json.{os.getpid()}.tmp")
-    tmp.write_text(verdict.to_json())
-    tmp.replace(path)
-    return path
+    return write_json(RunFolder(run_dir).verdict, verdict.to_dict())
 
 
 def read_verdict(run_dir: Path | str) -> Verdict:
-    return Verdict.from_json((Path(run_dir) / "verdict.json").read_bytes())
+    return Verdict.from_json(RunFolder(run_dir).verdict.read_bytes())
 
 
 def render_summary(verdict: Verdict, console: Console | None = None) -> None:

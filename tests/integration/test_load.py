@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.load.ledger import OUTCOMES, cancel_files, ledger_files, read_ledger
+from harness.load.ledger import OUTCOMES
 from harness.load.profile_loader import PROFILES_DIR
 from harness.load.runner import LoadResult, run_load
+from harness.runs import RunFolder, read_jsonl
 from system_under_test.ids import order_id_for
 from tests.integration.orders import client, wait_terminal
 
@@ -47,7 +48,9 @@ def _check_run(result: LoadResult) -> dict[str, int]:
     )
 
     # every request exactly once in the ledger
-    lines = [line for path in ledger_files(run_dir) for line in read_ledger(path).records]
+    lines = [
+        line for path in RunFolder(run_dir).client_ledgers() for line in read_jsonl(path).records
+    ]
     assert summary.torn_lines == 0
     pairs = Counter((line["idempotency_key"], line["attempt"]) for line in lines)
     assert [pair for pair, n in pairs.items() if n > 1] == []
@@ -61,8 +64,8 @@ def _check_run(result: LoadResult) -> dict[str, int]:
     assert _locust_request_count(run_dir) == len(lines)
     # ... and as many orders as the schedule sent
     assert len(attempts) == summary.lag["sent"] == summary.orders
-    for path in ledger_files(run_dir):  # seq numbers each file's lines without gaps
-        seqs = [line["seq"] for line in read_ledger(path).records]
+    for path in RunFolder(run_dir).client_ledgers():  # seq numbers each file's lines without gaps
+        seqs = [line["seq"] for line in read_jsonl(path).records]
         assert seqs == list(range(1, len(seqs) + 1)), path
 
     # the outcomes are counted, and an accepted order carries the id of its key
@@ -117,7 +120,7 @@ def test_several_locust_processes_share_the_schedule(stack) -> None:
     _check_run(result)
     files = result.ledger_files
     assert [p.name for p in files] == ["client-c1.jsonl", "client-c2.jsonl"]
-    sizes = [len({line["idempotency_key"] for line in read_ledger(p).records}) for p in files]
+    sizes = [len({line["idempotency_key"] for line in read_jsonl(p).records}) for p in files]
     assert abs(sizes[0] - sizes[1]) <= 1  # every other arrival each
 
 
@@ -145,12 +148,14 @@ def test_impatient_customers_cancel_orders_an_outage_holds_up(stack) -> None:
     _check_run(result)
     accepted = {
         line["order_id"]
-        for path in ledger_files(run_dir)
-        for line in read_ledger(path).records
+        for path in RunFolder(run_dir).client_ledgers()
+        for line in read_jsonl(path).records
         if line["outcome"] == "ok"
     }
-    cancels = [line for path in cancel_files(run_dir) for line in read_ledger(path).records]
-    assert [p.name for p in cancel_files(run_dir)] == ["cancel-c1.jsonl"]
+    cancels = [
+        line for path in RunFolder(run_dir).cancel_ledgers() for line in read_jsonl(path).records
+    ]
+    assert [p.name for p in RunFolder(run_dir).cancel_ledgers()] == ["cancel-c1.jsonl"]
     assert {c["order_id"] for c in cancels} <= accepted
     requested = {c["order_id"] for c in cancels if c["status"] == 202}
     assert len(requested) >= len(accepted) // 2, (len(requested), len(accepted), cancels[:3])

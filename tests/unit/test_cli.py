@@ -267,7 +267,8 @@ def _write_histories(run_dir: Path, *workflow_ids: str) -> None:
     from temporalio.api.enums.v1 import EventType
     from temporalio.api.history.v1 import History, HistoryEvent
 
-    from harness.verify.histories import HISTORIES_FILE, encode, write_histories
+    from harness.runs import RunFolder
+    from harness.verify.histories import encode, write_histories
 
     started = HistoryEvent(event_id=1, event_type=EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED)
     records = [
@@ -275,7 +276,7 @@ def _write_histories(run_dir: Path, *workflow_ids: str) -> None:
          "status": "COMPLETED", "history": encode(History(events=[started]))}
         for w in workflow_ids
     ]  # fmt: skip
-    write_histories(run_dir / HISTORIES_FILE, records)
+    write_histories(RunFolder(run_dir).workflows, records)
 
 
 def _json_objects(text: str) -> list[dict[str, Any]]:

@@ -91,6 +91,7 @@ from harness.platforms.kubernetes.pods import (
     rollout_done,
     settled,
 )
+from harness.runs import RunFolder
 from harness.settings import KubernetesSettings
 
 __all__ = ["EXEC_RBAC", "WORKLOADS", "KubernetesPlatform", "pod_exec_from_env"]
@@ -135,7 +136,7 @@ class KubernetesPlatform:
         reachable: Callable[[str, int], bool] | None = None,
     ) -> None:
         self.run_dir = Path(run_dir).resolve()
-        self.logs_dir = self.run_dir / "logs"  # where `collect_logs` is usually pointed
+        self.logs_dir = RunFolder(self.run_dir).logs_dir  # where `collect_logs` is usually pointed
         self.namespace = NAMESPACE
         settings = KubernetesSettings.from_env()
         self._context = context or settings.k8s_context
@@ -199,7 +200,7 @@ class KubernetesPlatform:
             raise api_error(exc, what) from None
 
     def _state_file(self) -> Path:
-        return self.run_dir / "platform" / "k8s-state.json"
+        return RunFolder(self.run_dir).platform_dir / "k8s-state.json"
 
     def _state(self) -> dict[str, Any]:
         path = self._state_file()

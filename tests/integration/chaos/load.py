@@ -12,8 +12,9 @@ from typing import Any
 
 import httpx
 
-from harness.load.ledger import ClientLedger, classify, ledger_files, read_ledger
+from harness.load.ledger import ClientLedger, classify
 from harness.platforms.base import Endpoints
+from harness.runs import RunFolder, read_jsonl
 from tests.integration.orders import client, events_of, order_body
 
 __all__ = ["LEGAL_PATHS", "BackgroundLoad", "accepted_orders", "check_orders"]
@@ -83,8 +84,8 @@ class BackgroundLoad(threading.Thread):
 def accepted_orders(run_dir: Path) -> dict[str, str]:
     """order id -> ledger file stem, for every order a client of the run was told was accepted."""
     out: dict[str, str] = {}
-    for path in ledger_files(run_dir):
-        for line in read_ledger(path).records:
+    for path in RunFolder(run_dir).client_ledgers():
+        for line in read_jsonl(path).records:
             if line["outcome"] == "ok":
                 out[line["order_id"]] = path.stem
     return out

@@ -14,8 +14,9 @@ from harness.chaos.faults import FaultNotLanded, read_faults
 from harness.chaos.observe import temporal_view
 from harness.chaos.redis_memory import FILL_PREFIX
 from harness.chaos.state import read_state
-from harness.load.ledger import FIELDS, read_ledger
+from harness.load.ledger import FIELDS
 from harness.platforms.base import SERVICES
+from harness.runs import read_jsonl
 from tests.integration.chaos.load import check_orders
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
@@ -94,7 +95,7 @@ def test_probes_see_a_healthy_stack_and_the_canary_is_recorded_like_a_client(
     run_dir = Path(chaos_run["sagaquake_run_dir"])
     canary = probes.order_api_accepting(configuration=chaos_run)
     assert canary["accepting"] is True and canary["status"] == 202
-    (line,) = read_ledger(run_dir / "history" / "ledger" / "client-chaos-probe.jsonl").records
+    (line,) = read_jsonl(run_dir / "history" / "ledger" / "client-chaos-probe.jsonl").records
     assert tuple(line) == FIELDS
     assert line["order_id"] == canary["order_id"] and line["outcome"] == "ok"
     assert check_orders(stack.endpoints, run_dir)["orders"] == 1  # the canary finishes too

@@ -12,10 +12,10 @@ from harness.chaos.faults import (
     FaultWindow,
     append_fault,
     close_open_windows,
-    faults_path,
     read_faults,
 )
 from harness.chaos.state import read_state, updating
+from harness.runs import RunFolder
 
 pytestmark = pytest.mark.unit
 
@@ -74,7 +74,7 @@ def test_closing_twice_writes_one_line(tmp_path) -> None:
 
 def test_a_torn_last_line_is_skipped(tmp_path) -> None:
     append_fault(tmp_path, {"experiment": "e", "action": "a", "target": "t"})
-    with faults_path(tmp_path).open("a") as f:
+    with RunFolder(tmp_path).faults.open("a") as f:
         f.write('{"experiment": "e", "act')
     assert len(read_faults(tmp_path)) == 1
 

@@ -13,9 +13,8 @@ from harness.load.ledger import (
     ClientLedger,
     LedgerTail,
     classify,
-    ledger_files,
-    read_ledger,
 )
+from harness.runs import RunFolder, read_jsonl
 from system_under_test.ids import order_id_for
 
 pytestmark = pytest.mark.unit
@@ -62,7 +61,7 @@ def test_every_line_is_on_disk_as_soon_as_it_is_recorded(tmp_path: Path) -> None
         assert len(reader.read().splitlines()) == n
     reader.close()
     # even without close (the generator crashed), the lines are in the file
-    assert len(read_ledger(ledger.path).records) == 3
+    assert len(read_jsonl(ledger.path).records) == 3
     ledger.close()
 
 
@@ -85,7 +84,7 @@ def test_one_file_per_process_and_a_taken_name_gets_the_pid(tmp_path: Path) -> N
     assert first.path.name == "client-c1.jsonl"
     assert second.path.name == f"client-c1-{os.getpid()}.jsonl"
     assert third.name == "c2"
-    assert ledger_files(tmp_path) == sorted([first.path, second.path, third.path])
+    assert RunFolder(tmp_path).client_ledgers() == sorted([first.path, second.path, third.path])
     for ledger in (first, second, third):
         ledger.close()
 
@@ -104,7 +103,7 @@ def test_a_torn_last_line_is_skipped_and_counted(tmp_path: Path) -> None:
         path = ledger.path
     with open(path, "ab") as f:
         f.write(b'{"seq": 2, "op_id": "c1-2", "idempo')  # the generator died mid-write
-    read = read_ledger(path)
+    read = read_jsonl(path)
     assert len(read.records) == 1
     assert read.torn == 1
 
@@ -155,7 +154,7 @@ def test_outcome_classification(status, body, outcome) -> None:
 def test_the_cancel_ledger_sits_beside_the_client_ledger_and_numbers_its_lines(
     tmp_path: Path,
 ) -> None:
-    from harness.load.ledger import CancelLedger, cancel_files, ledger_files
+    from harness.load.ledger import CancelLedger
 
     with CancelLedger.create(tmp_path, "c1") as cancels:
         first = cancels.record(
@@ -167,14 +166,16 @@ def test_the_cancel_ledger_sits_beside_the_client_ledger_and_numbers_its_lines(
             status=None, outcome="unknown", error="timed out",
         )  # fmt: skip
     assert first["seq"] == 1 and cancels.name == "c1"
-    assert [p.name for p in cancel_files(tmp_path)] == ["cancel-c1.jsonl"]
-    assert ledger_files(tmp_path) == []  # the verifier's client ledger is not mixed with it
-    lines = read_ledger(cancel_files(tmp_path)[0]).records
+    assert [p.name for p in RunFolder(tmp_path).cancel_ledgers()] == ["cancel-c1.jsonl"]
+    assert (
+        RunFolder(tmp_path).client_ledgers() == []
+    )  # the verifier's client ledger is not mixed with it
+    lines = read_jsonl(RunFolder(tmp_path).cancel_ledgers()[0]).records
     assert [(r["seq"], r["order_id"], r["outcome"]) for r in lines] == [
         (1, "ord-1", "ok"),
         (2, "ord-2", "unknown"),
     ]
     with pytest.raises(ValueError, match="outcome"):
-        CancelLedger(cancel_files(tmp_path)[0]).record(
+        CancelLedger(RunFolder(tmp_path).cancel_ledgers()[0]).record(
             order_id="o", seen_status=None, sent_at=0, answered_at=0, status=None, outcome="maybe"
         )

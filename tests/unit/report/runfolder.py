@@ -9,12 +9,13 @@ write byte-identical folders.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import keys
+from harness.runs import RunFolder, write_json, write_jsonl
 from system_under_test.ids import notification_id_for, order_id_for, payment_id_for
 
 __all__ = ["T0", "Layout", "make_run_folder"]
@@ -34,16 +35,6 @@ class Layout:
     lost: list[str] = field(default_factory=list)  # told accepted, never placed
     stuck: list[str] = field(default_factory=list)  # placed, never terminal
     orders: int = 0
-
-
-def _dump(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def _dump_lines(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
 def _after(t: float, window: tuple[float, float], rng: random.Random) -> float:
@@ -180,10 +171,11 @@ def make_run_folder(
     layout.orders = n
     events.sort(key=lambda e: e[0])
 
-    (run_dir / "history" / "streams").mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(run_dir)
+    folder.streams_dir.mkdir(parents=True, exist_ok=True)
     if ledger:
         for client, rows in ledgers.items():
-            _dump_lines(run_dir / "history" / "ledger" / f"client-{client}.jsonl", rows)
+            write_jsonl(folder.client_ledger(client), rows)
     stream_rows = []
     last_ms = 0
     for i, (at, oid, typ, extra) in enumerate(events):
@@ -194,7 +186,7 @@ def make_run_folder(
             extra = {"notification_id": notification_id_for(oid)}
         fields.update(extra)
         stream_rows.append({"id": f"{ms}-{i % 3}", "fields": fields})
-    _dump_lines(run_dir / "history" / "streams" / "orders.events.jsonl", stream_rows)
+    write_jsonl(folder.stream(keys.EVENTS), stream_rows)
 
     faults = [
         {
@@ -218,15 +210,15 @@ def make_run_folder(
             "evidence": {"used_memory_peak_mb": 64.0, "maxmemory_mb": 64, "oom_rejections": 412},
         },
     ]
-    _dump_lines(run_dir / "history" / "faults.jsonl", faults)
+    write_jsonl(folder.faults, faults)
 
     phases = [
         {"name": "up", "started_at": T0 - 20.0, "ended_at": T0},
         {"name": "load", "started_at": T0 + LOAD[0], "ended_at": T0 + LOAD[1]},
         {"name": "drain", "started_at": T0 + LOAD[1], "ended_at": T0 + 215.0},
     ]
-    _dump(
-        run_dir / "run.json",
+    write_json(
+        RunFolder(run_dir).run_json,
         {
             "run_id": run_id,
             "started_at": T0,
@@ -324,8 +316,8 @@ def _write_journals(run_dir: Path) -> None:
         "end": "2025-11-21T23:52:10+00:00",
         "duration": 20.0,
     }
-    _dump(
-        run_dir / "chaos" / "kill-payment-pods.journal.json",
+    write_json(
+        RunFolder(run_dir).journal("kill-payment-pods"),
         _journal("Payment survives losing a replica", kill, False),
     )
     journal = _journal("Orders survive Redis running out of memory", fill, True)
@@ -339,18 +331,19 @@ def _write_journals(run_dir: Path) -> None:
             "duration": 0.2,
         }
     ]
-    _dump(run_dir / "chaos" / "redis-memory-pressure.journal.json", journal)
+    write_json(RunFolder(run_dir).journal("redis-memory-pressure"), journal)
 
 
 def _write_artifacts(run_dir: Path) -> None:
-    (run_dir / "locust").mkdir(parents=True, exist_ok=True)
-    (run_dir / "locust" / "stats.csv").write_text("Type,Name,Request Count\nPOST,/orders,560\n")
-    (run_dir / "locust" / "report.html").write_text("<html><body>locust</body></html>\n")
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    folder = RunFolder(run_dir)
+    folder.locust_dir.mkdir(parents=True, exist_ok=True)
+    (folder.locust_dir / "stats.csv").write_text("Type,Name,Request Count\nPOST,/orders,560\n")
+    folder.locust_report.write_text("<html><body>locust</body></html>\n")
+    folder.logs_dir.mkdir(parents=True, exist_ok=True)
     for name in ("order-service_00", "payment-service_00", "saga-worker_00", "redis"):
-        (run_dir / "logs" / f"{name}.log").write_text(f"{name} started\n")
-    (run_dir / "platform").mkdir(parents=True, exist_ok=True)
-    (run_dir / "platform" / "supervisord.conf").write_text("[supervisord]\n")
+        (folder.logs_dir / f"{name}.log").write_text(f"{name} started\n")
+    folder.platform_dir.mkdir(parents=True, exist_ok=True)
+    (folder.platform_dir / "supervisord.conf").write_text("[supervisord]\n")
 
 
 def _write_verdict(run_dir: Path, layout: Layout, events: list[tuple], ledgers: dict) -> None:
@@ -413,8 +406,8 @@ def _write_verdict(run_dir: Path, layout: Layout, events: list[tuple], ledgers: 
         ),
     ]
     p99 = _pct(ttt, 0.99)
-    _dump(
-        run_dir / "verdict.json",
+    write_json(
+        RunFolder(run_dir).verdict,
         {
             "ok": False,
             "incomplete": False,
@@ -447,8 +440,8 @@ def _write_verdict(run_dir: Path, layout: Layout, events: list[tuple], ledgers: 
         },
     )
     # what `sagaquake run` decided beside the verdict (docs/run-folder.md)
-    _dump(
-        run_dir / "gate.json",
+    write_json(
+        RunFolder(run_dir).gate,
         {
             "status": "fail",
             "exit_code": 1,

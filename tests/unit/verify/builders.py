@@ -23,8 +23,9 @@ from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.api.history.v1 import History as HistoryProto
 from temporalio.client import WorkflowHistory
 
-from harness.verify.histories import HISTORIES_FILE, decode, encode, write_histories
-from harness.verify.history import History, build_history, stream_file_name
+from harness.runs import RunFolder, write_json, write_jsonl
+from harness.verify.histories import decode, encode, write_histories
+from harness.verify.history import History, build_history
 from system_under_test.ids import notification_id_for, order_id_for, payment_id_for, refund_id_for
 from system_under_test.projection.model import rebuild
 
@@ -566,30 +567,29 @@ class HistoryBuilder:
 
     def write(self, run_dir: Path | str, omit: tuple[str, ...] = ()) -> Path:
         """A run folder with run.json and history/ as the harness writes them."""
-        run_dir = Path(run_dir)
-        hist = run_dir / "history"
-        (hist / "streams").mkdir(parents=True, exist_ok=True)
+        folder = RunFolder(run_dir)
+        folder.streams_dir.mkdir(parents=True, exist_ok=True)
         parts = self.parts(omit)
-        _dump(run_dir / "run.json", parts["run"])
+        write_json(folder.run_json, parts["run"])
         for stream, (ids, fields) in parts["streams"].items():
             rows = [{"id": i, "fields": f} for i, f in zip(ids, fields, strict=True)]
-            _dump_lines(hist / "streams" / stream_file_name(stream), rows)
+            write_jsonl(folder.stream(stream), rows)
         if parts["ledger"] is not None:
             for client, rows in self.ledger.items():
-                _dump_lines(hist / "ledger" / f"client-{client}.jsonl", rows)
+                write_jsonl(folder.client_ledger(client), rows)
         if parts["temporal"] is not None:
-            _dump_lines(hist / "temporal.jsonl", parts["temporal"])
+            write_jsonl(folder.temporal, parts["temporal"])
         if parts["inventory"] is not None:
-            _dump(hist / "inventory.json", parts["inventory"])
+            write_json(folder.inventory, parts["inventory"])
         if parts["readmodel"] is not None:
-            _dump_lines(hist / "readmodel.jsonl", parts["readmodel"])
+            write_jsonl(folder.readmodel, parts["readmodel"])
         if parts["faults"] is not None:
-            _dump_lines(hist / "faults.jsonl", parts["faults"])
+            write_jsonl(folder.faults, parts["faults"])
         if parts["histories"] is not None:
-            write_histories(run_dir / HISTORIES_FILE, parts["histories"])
+            write_histories(folder.workflows, parts["histories"])
         if self.requests:
-            _dump_lines(hist / "reprocess.jsonl", self.requests)
-        return run_dir
+            write_jsonl(folder.reprocess, self.requests)
+        return folder.path
 
 
 def _key(stream_id: str) -> tuple[int, int]:
@@ -605,13 +605,3 @@ def _recorded(path: str) -> HistoryProto:
     out_of_stock, refunded)."""
     recorded = WorkflowHistory.from_json(path, (RECORDED / f"{path}.json").read_text())
     return HistoryProto(events=recorded.events)
-
-
-def _dump(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2) + b"\n")
-
-
-def _dump_lines(path: Path, rows: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))

@@ -8,10 +8,11 @@ import orjson
 import pytest
 
 from harness.errors import ConfigError
+from harness.runs import read_jsonl
 from harness.verify import verify_history, verify_run
 from harness.verify.facts import sku_totals
 from harness.verify.frames import records_frame, stream_frame
-from harness.verify.reader import LineMaps, load_snapshot, read_lines
+from harness.verify.reader import LineMaps, load_snapshot
 from harness.verify.snapshot import _redact
 from tests.unit.verify.builders import HistoryBuilder
 
@@ -101,6 +102,19 @@ def test_a_torn_last_ledger_line_is_dropped_with_a_note(tmp_path: Path) -> None:
     assert any("dropped a torn last line" in note for note in h.notes)
 
 
+def test_a_corrupt_line_makes_its_part_unreadable_never_silently_shorter(tmp_path: Path) -> None:
+    run_dir = _run().write(tmp_path / "run")
+    ledger = run_dir / "history" / "ledger" / "client-c1.jsonl"
+    first, rest = ledger.read_bytes().split(b"\n", 1)
+    ledger.write_bytes(first + b"\n" + b'{"seq": 99, "idempo\n' + rest)
+    h = load_snapshot(run_dir, workers=1)
+    assert h.ledger is None
+    assert h.missing["ledger"] == (
+        "history/ledger/client-*.jsonl could not be read: "
+        "client-c1.jsonl: 1 line(s) not a JSON object (line 2)"
+    )
+
+
 def test_no_faults_file_means_no_faults_unless_chaos_ran(tmp_path: Path) -> None:
     quiet = _run()
     quiet.faults.clear()
@@ -175,9 +189,9 @@ def test_line_maps_read_lines_again_on_demand(tmp_path: Path) -> None:
     path.write_bytes(
         b'{"id": "1-0", "fields": {"a": "1"}}\n\n{"id": "2-0", "fields": {"a": "2"}}\n'
     )
-    records, starts, ends = read_lines(path)
-    assert [r["id"] for r in records] == ["1-0", "2-0"]
-    maps = LineMaps([(path, starts, ends, {"client": "c9"})], key="fields")
+    lines = read_jsonl(path, spans=True)
+    assert [r["id"] for r in lines.records] == ["1-0", "2-0"]
+    maps = LineMaps([(path, *lines.spans(), {"client": "c9"})], key="fields")
     assert len(maps) == 2
     assert maps[1] == {"client": "c9", "a": "2"}
     assert maps[-2] == {"client": "c9", "a": "1"}
