@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness import keys
 from harness.verify.facts import order_table, sku_totals, universe
 from harness.verify.history import History
 from harness.verify.results import (
@@ -70,7 +71,7 @@ def inventory_conservation(h: History) -> InvariantResult:
     counts: dict[str, int] = {"skus": len(skus), "orders_holding_stock": holding}
     anomalies = pd.DataFrame(columns=["order_id", "why", "sort", "severity"])
     if h.inventory_ledger is None:
-        missing = h.missing.get("inventory_ledger", "inventory:ledger is missing")
+        missing = h.missing.get("inventory_ledger", f"{keys.INVENTORY_LEDGER} is missing")
         unknown.append(f"{missing}: the ledger replay was not checked")
     else:
         replay, anomalies, bad_items = ledger_replay(h)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness import keys
 from harness.verify.facts import OTHER, TYPES, event_codes, order_table, universe
 from harness.verify.history import History
 from harness.verify.results import (
@@ -227,7 +228,7 @@ def exactly_one_confirmation(h: History) -> InvariantResult:
     unknown: list[str] = []
     entries = np.zeros(len(orders), dtype=np.int64)
     if h.notifications is None:
-        unknown.append(h.missing.get("notifications", "notifications:sent is missing"))
+        unknown.append(h.missing.get("notifications", f"{keys.NOTIFICATIONS} is missing"))
     else:
         own = u.codes["notifications"]
         entries = np.bincount(own[own >= 0], minlength=len(orders))
@@ -251,7 +252,7 @@ def exactly_one_confirmation(h: History) -> InvariantResult:
             ),
             (
                 in_events & ~completed & (entries > 0),
-                lambda i: f"notifications:sent has an entry for an order that {status[i]}",
+                lambda i: f"{keys.NOTIFICATIONS} has an entry for an order that {status[i]}",
                 4,
             ),
             (
