@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 .PHONY: setup test test-nightly test-unit lint typecheck chaos smoke up down status locust-ui bench \
         kind-up minikube-up k8s-down clean
 
-setup: $(STAMP) redis-server nftables chromium
+setup: $(STAMP) redis-server nftables
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "sagaquake needs python >= 3.11, found " + sys.version.split()[0])'
@@ -58,7 +58,7 @@ chromium:
 
 # The gate tests marked `nightly` (whole suites, minutes each) are proven again by `sagaquake
 # selftest` (its quick subset in .ci/run, all of it nightly); `make test-nightly` runs them.
-test: setup
+test: setup chromium
 	$(BIN)/pytest -m "not nightly" $(PYTEST_ARGS)
 
 test-nightly: setup
