@@ -72,6 +72,15 @@ def _stream_id(value: str, name: str) -> str:
     raise ConfigError(f"{name} {value!r} is not a stream id: give '-', '+' or e.g. 1763769000161-0")
 
 
+def _position(stream_id: str, *, end: bool) -> tuple[float, float]:
+    """Where a range bound falls, as XRANGE reads it: '-' before every entry, '+' after, and an
+    id without its sequence is the first (start) or last (end) entry of its millisecond."""
+    if stream_id in ("-", "+"):
+        return (-1.0, 0.0) if stream_id == "-" else (float("inf"), 0.0)
+    ms, _, seq = stream_id.partition("-")
+    return float(ms), float(seq) if seq else (float("inf") if end else 0.0)
+
+
 def _end_of_stream(redis_url: str) -> str:
     client = redis.Redis.from_url(redis_url, decode_responses=True, socket_timeout=10)
     try:
@@ -92,6 +101,8 @@ def check_request(
     """The arguments of a request checked without the stack (so `sagaquake reprocess` refuses
     them before it looks for one); the range's two stream ids, or a ConfigError."""
     start, end = _stream_id(from_id, "--from"), _stream_id(to_id, "--to")
+    if _position(start, end=False) > _position(end, end=True):
+        raise ConfigError(f"--from {start} comes after --to {end}: the range holds no order")
     whole_number(percent_bp, "--percent-bp", minimum=1, maximum=10_000)
     whole_number(batch_size, "--batch-size", minimum=1)
     whole_number(batches_per_run, "--batches-per-run", minimum=1)

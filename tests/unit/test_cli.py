@@ -363,6 +363,8 @@ def nothing_starts(monkeypatch: pytest.MonkeyPatch, no_stack: None) -> None:
         ),
         ("chaos kill-payment-pods --run-dir {file}", "error: argument --run-dir: '{file}' is a"),
         ("reprocess --to xyz", "error: --to 'xyz' is not a stream id"),
+        ("reprocess --from 5-0 --to 1-0", "error: --from 5-0 comes after --to 1-0"),
+        ("reprocess --from + --to 7", "error: --from + comes after --to 7"),
         ("reprocess --run-dir {file}", "error: argument --run-dir: '{file}' is a file"),
         ("verify {missing}", "error: no run folder at '{missing}'"),
         ("verify", "error: verify needs a run folder (e.g. reports/latest), or --live"),
