@@ -23,6 +23,7 @@ from harness.report.placement import (
 )
 from harness.report.plots import fmt_elapsed, time_to_terminal_chart
 from harness.report.resilience import AVAILABLE_FRACTION, Score
+from harness.runs import RunFolder
 
 __all__ = [
     "environment_section",
@@ -384,9 +385,12 @@ def _size(n: int) -> str:
 
 
 def files_section(data: RunData) -> str:
-    outputs = [("verdict.json", None), ("summary.md", None), ("junit.xml", None)]
+    outputs: list[tuple[str, int | None]] = [
+        (RunFolder.SUMMARY_MD, None),
+        (RunFolder.JUNIT_XML, None),
+    ]
     links = []
-    for rel, size in [(r, s) for r, s in outputs if r != "verdict.json"] + data.files:
+    for rel, size in outputs + data.files:
         size_html = f' <span class="size">{e(_size(size))}</span>' if size is not None else ""
         links.append(f'<li><a href="{e(quote(rel))}">{e(rel)}</a>{size_html}</li>')
     return (
