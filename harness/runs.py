@@ -40,6 +40,7 @@ __all__ = [
     "RunFolder",
     "append_jsonl",
     "encode_line",
+    "existing_run_folder",
     "iter_jsonl",
     "new_run_dir",
     "read_json",
@@ -501,6 +502,23 @@ def update_run_json(run_dir: Path, **values: Any) -> dict[str, Any]:
     data.update(values)
     write_json(RunFolder(run_dir).run_json, data)
     return data
+
+
+def existing_run_folder(run_dir: Path | str) -> RunFolder:
+    """A run folder to read (verify, report): it must exist and hold run.json or history/. A
+    folder that holds neither is not a run's (reports/ itself, a typo'd path that exists), and
+    nothing may be written into it: a ConfigError says so."""
+    folder = RunFolder(run_dir)
+    if not folder.path.is_dir():
+        raise ConfigError(
+            f"no run folder at '{run_dir}': pass a folder under reports/ (e.g. reports/latest)"
+        )
+    if not folder.run_json.exists() and not folder.history.is_dir():
+        raise ConfigError(
+            f"'{run_dir}' is not a run folder (no {RunFolder.RUN_JSON}, no {RunFolder.HISTORY}/): "
+            "pass a folder under reports/ (e.g. reports/latest)"
+        )
+    return folder
 
 
 def new_run_dir(label: str, root: Path | None = None) -> Path:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.report.data import load_run
 from harness.report.headline import headline
 from harness.report.html import render_html
 from harness.report.junit import render_junit
 from harness.report.summary import render_summary
-from harness.runs import RunFolder, write_atomic
+from harness.runs import RunFolder, existing_run_folder, write_atomic
 
 __all__ = ["ReportError", "ReportPaths", "render_report"]
 
@@ -40,10 +40,10 @@ class ReportPaths:
 def render_report(run_dir: Path | str) -> ReportPaths:
     """Write report.html, summary.md and junit.xml into ``run_dir``."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ReportError(
-            f"no run folder at '{run_dir}': pass a folder under reports/ (e.g. reports/latest)"
-        )
+    try:
+        existing_run_folder(run_dir)
+    except ConfigError as exc:
+        raise ReportError(str(exc)) from None
     data = load_run(run_dir)
     head = headline(data)
     html, summary, junit = RunFolder(run_dir).outputs

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import ConfigError
+from harness.runs import existing_run_folder
 from harness.verify.facts import universe
 from harness.verify.frames import no_gc
 from harness.verify.history import History
@@ -67,8 +68,8 @@ def check_inputs(run_dir: Path | str | None, replay_against: str | None = None) 
     """ConfigError for a run folder that does not exist or code to replay against that does not
     (a path without system_under_test/, a ref git does not know): what `verify_run` refuses,
     checked by `sagaquake verify --live` before it looks for a stack."""
-    if run_dir is not None and not Path(run_dir).is_dir():
-        raise ConfigError(f"no run folder at '{run_dir}': pass a folder under reports/")
+    if run_dir is not None:
+        existing_run_folder(run_dir)
     if replay_against:
         with code_to_replay(replay_against):  # a git ref is extracted, and removed again
             pass

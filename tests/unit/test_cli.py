@@ -369,7 +369,9 @@ def nothing_starts(monkeypatch: pytest.MonkeyPatch, no_stack: None) -> None:
         ("verify {missing}", "error: no run folder at '{missing}'"),
         ("verify", "error: verify needs a run folder (e.g. reports/latest), or --live"),
         ("verify --show-histories", "error: --show-histories needs a run folder"),
-        ("verify {folder} --show-histories", "error: no workflow histories at '{folder}/history/"),
+        ("verify {folder} --show-histories", "error: '{folder}' is not a run folder"),
+        ("verify {folder}", "error: '{folder}' is not a run folder (no run.json, no history/)"),
+        ("report {folder}", "error: '{folder}' is not a run folder (no run.json, no history/)"),
         ("report {missing}", "error: no run folder at '{missing}'"),
         ("run --suite nope", "error: no suite 'nope': give a file or one of: default"),
         ("run --suite {folder}", "error: no suite '{folder}': give a file or one of: default"),
@@ -403,6 +405,16 @@ def test_bad_input_is_one_error_and_nothing_starts_or_is_written(
     assert err.startswith(message.format(**paths))
     assert err.count("\n") <= 2 and "Traceback" not in err
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_show_histories_of_a_run_without_them_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "run.json").write_text("{}")
+    assert cli.main(["verify", str(tmp_path), "--show-histories"]) == 3
+    assert capsys.readouterr().err.startswith(
+        f"error: no workflow histories at '{tmp_path}/history/"
+    )
 
 
 def test_render_without_a_kubeconfig_says_to_name_the_overlay(

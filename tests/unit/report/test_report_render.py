@@ -41,7 +41,15 @@ def test_interrupted_run_without_verdict_or_ledger(make_run_folder):
     assert page.count("data:image/png;base64,") == 2  # throughput and time to terminal remain
 
 
-def test_empty_folder_renders(tmp_path):
+def test_a_folder_that_is_no_run_folder_is_refused_and_left_as_it_was(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a run")
+    with pytest.raises(ReportError, match="is not a run folder"):
+        render_report(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_run_folder_with_nothing_in_its_history_renders(tmp_path):
+    (tmp_path / "history").mkdir()
     paths = render_report(tmp_path)
     page = paths.html.read_text()
     assert paths.status == "INCOMPLETE"

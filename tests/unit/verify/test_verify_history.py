@@ -128,7 +128,7 @@ def test_no_faults_file_means_no_faults_unless_chaos_ran(tmp_path: Path) -> None
 
 
 def test_an_empty_history_folder_is_unknown_everywhere(tmp_path: Path) -> None:
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "history").mkdir(parents=True)
     verdict = verify_run(tmp_path / "run")
     assert verdict.ok == "unknown"
     assert {r.status for r in verdict.invariants} == {"unknown"}

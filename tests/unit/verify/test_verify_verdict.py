@@ -118,7 +118,12 @@ def test_the_summary_names_the_failure() -> None:
 def test_verify_run_checks_its_arguments_first(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         verify_run(tmp_path / "nope")
-    assert str(err.value) == f"no run folder at '{tmp_path / 'nope'}': pass a folder under reports/"
+    assert str(err.value) == (
+        f"no run folder at '{tmp_path / 'nope'}': pass a folder under reports/ (e.g. reports/latest)"
+    )
+    with pytest.raises(ConfigError, match="is not a run folder"):
+        verify_run(tmp_path)
+    (tmp_path / "run.json").write_text("{}")
     with pytest.raises(ConfigError) as err:
         verify_run(tmp_path, thresholds={"p42": 1})
     assert str(err.value).startswith("unknown threshold 'p42'")
