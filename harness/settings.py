@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import re
 import socket
 import sys
 import types
@@ -151,7 +152,17 @@ def duration_setting(value: Any) -> float:
         raise ValueError(str(exc).removeprefix("d: ")) from None
 
 
+def memory_size(value: Any) -> str:
+    """A size redis-server's maxmemory takes (bytes, or with k/kb/m/mb/g/gb), checked before a
+    stack starts: redis-server itself would refuse it only after `up` had waited for it."""
+    text = str(value).strip().lower()
+    if re.fullmatch(r"\d+(k|kb|m|mb|g|gb)?", text):
+        return text
+    raise ValueError(f"{value!r} is not a memory size: give bytes or e.g. 512mb, 1gb")
+
+
 PositiveDuration = Annotated[float, BeforeValidator(duration_setting)]
+MemorySize = Annotated[str, BeforeValidator(memory_size)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Whole = Annotated[int, Field(ge=1)]
@@ -287,7 +298,7 @@ class LocalOptions(SettingsGroup):
     )
     payment_replicas: Whole = Field(2, description="payment-service replicas")
     worker_replicas: Whole = Field(2, description="saga-worker replicas")
-    redis_maxmemory: str = Field("1gb", description="redis-server's maxmemory")
+    redis_maxmemory: MemorySize = Field("1gb", description="redis-server's maxmemory")
     redis_appendfsync: Literal["always", "everysec", "no"] = Field(
         "always", description="redis-server's AOF fsync policy"
     )

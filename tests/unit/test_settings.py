@@ -42,6 +42,8 @@ def _no_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         (LocalOptions, "SAGAQUAKE_ORDER_REPLICAS", "0", "'0' is not a whole number of 1 or more"),
         (LocalOptions, "SAGAQUAKE_DECLINE_RATE", "lots", "'lots' is not a number from 0 to 1"),
         (LocalOptions, "SAGAQUAKE_DECLINE_RATE", "nan", "'nan' is not a number from 0 to 1"),
+        (LocalOptions, "SAGAQUAKE_REDIS_MAXMEMORY", "xyz", ": 'xyz' is not a memory size: give bytes or e.g. 512mb, 1gb"),
+        (LocalOptions, "SAGAQUAKE_REDIS_MAXMEMORY", "1.5gb", ": '1.5gb' is not a memory size: give bytes or e.g. 512mb, 1gb"),
         (LocalOptions, "SAGAQUAKE_REDIS_APPENDFSYNC", "often", "'often' is not one of always, everysec, no"),
         (LocalOptions, "SAGAQUAKE_READY_TIMEOUT_S", "soon", ": expected a duration like 90s, 10m, 1h30m or 250ms, got 'soon'"),
         (LocalOptions, "SAGAQUAKE_RECLAIM_IDLE_S", "0", ": must be longer than 0 seconds, got '0'"),
@@ -137,6 +139,7 @@ def test_the_old_name_of_the_processes_still_works_with_a_warning(
         (["load"], "SAGAQUAKE_WEB", "maybe", "error: environment variable SAGAQUAKE_WEB='maybe' is not a yes or no"),
         (["run"], "SAGAQUAKE_PROCESSES", "0", "error: environment variable SAGAQUAKE_PROCESSES='0' is not a whole number of 1 or more"),
         (["up"], "SAGAQUAKE_ORDER_REPLICAS", "99", "error: environment variable SAGAQUAKE_ORDER_REPLICAS='99' is not a whole number from 1 to"),
+        (["up"], "SAGAQUAKE_REDIS_MAXMEMORY", "lots", "error: environment variable SAGAQUAKE_REDIS_MAXMEMORY: 'lots' is not a memory size"),
         (["up"], "SAGAQUAKE_READY_TIMEOUT_S", "soon", "error: environment variable SAGAQUAKE_READY_TIMEOUT_S: expected a duration"),
     ],
 )  # fmt: skip
