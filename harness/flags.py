@@ -52,25 +52,23 @@ def _naming(env: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse
 
 
-def whole(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse `type`: a whole number in [minimum, maximum]."""
+def _argument_type(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse `type` from a check that raises ConfigError: argparse then names the flag."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            return whole_number(text, None, minimum=minimum, maximum=maximum)
+            return check(text)
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     return parse
+
+
+def whole(minimum: int | None = None, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse `type`: a whole number in [minimum, maximum]."""
+    return _argument_type(lambda text: whole_number(text, None, minimum=minimum, maximum=maximum))
 
 
 def real(*, minimum: float | None = None, above: float | None = None) -> Callable[[str], float]:
     """An argparse `type`: a number (above or from a bound)."""
-
-    def parse(text: str) -> float:
-        try:
-            return number(text, None, minimum=minimum, above=above)
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return parse
+    return _argument_type(lambda text: number(text, None, minimum=minimum, above=above))

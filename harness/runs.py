@@ -303,6 +303,15 @@ class JsonLines:
         return f"{self.path.name}: {len(self.corrupt)} line(s) not a JSON object (line {lines})"
 
 
+def _object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object a line holds, or None: the one test of whether a line is a record."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def _parse(
     lines: list[bytes], open_last: bool
 ) -> tuple[list[Any], list[int] | None, bytes, list[int]]:
@@ -320,11 +329,8 @@ def _parse(
     for i, raw in enumerate(lines):
         if not raw.strip():
             continue
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            value = None
-        if isinstance(value, dict):
+        value = _object(raw)
+        if value is not None:
             records.append(value)
             kept.append(i)
         elif i == last and open_last:
@@ -364,11 +370,8 @@ def iter_jsonl(path: Path, seen: JsonLines | None = None) -> Iterator[dict[str, 
         for number, raw in enumerate(lines, 1):
             if not raw.strip():
                 continue
-            try:
-                value = orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                value = None
-            if isinstance(value, dict):
+            value = _object(raw)
+            if value is not None:
                 yield value
             elif raw.endswith(b"\n"):
                 seen.corrupt.append(number)
