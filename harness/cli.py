@@ -24,7 +24,6 @@ from rich.text import Text
 from harness import __version__, stack_cli
 from harness.errors import ConfigError, HarnessError, StackNotRunningError
 from harness.flags import env_flag as _flag
-from harness.flags import real
 from harness.flags import whole as _whole
 from harness.platforms import PLATFORMS, attach
 from harness.runs import RunFolder
@@ -393,7 +392,7 @@ def _work_verbs(sub: Any, commands: dict[str, Command]) -> None:
     _platform_flags(chaos)
     _flag(chaos, "--run-dir", env="SAGAQUAKE_RUN_DIR", type=_folder,
           help="run folder for the journal and fault windows (default: the stack's)")  # fmt: skip
-    _flag(chaos, "--compress", env="SAGAQUAKE_COMPRESS", type=real(above=0),
+    _flag(chaos, "--compress", env="SAGAQUAKE_COMPRESS",
           help="production seconds per wall second for fault durations (default: run.json's, "
           "else 1)")  # fmt: skip
     chaos.add_argument("--var", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
@@ -409,20 +408,18 @@ def _work_verbs(sub: Any, commands: dict[str, Command]) -> None:
         "reprocess",
         help="correct every order completed in a range of orders:events (ReprocessOrders)",
     )
-    one_or_more = _whole(1)
     _flag(reprocess, "--from", dest="from_id", env="SAGAQUAKE_REPROCESS_FROM", default="-",
           help="first stream id of the range ('-': the start)")  # fmt: skip
     _flag(reprocess, "--to", dest="to_id", env="SAGAQUAKE_REPROCESS_TO", default="+",
           help="last stream id of the range ('+': the end of the stream now)")  # fmt: skip
     _flag(reprocess, "--percent-bp", env="SAGAQUAKE_REPROCESS_PERCENT_BP", default="500",
-          type=_whole(1, 10_000),
           help="the price correction: basis points of each order's amount refunded")  # fmt: skip
     _flag(reprocess, "--correction-id", env="SAGAQUAKE_REPROCESS_CORRECTION_ID",
           help="names the correction (it applies once); default c<epoch ms>")  # fmt: skip
     _flag(reprocess, "--batch-size", env="SAGAQUAKE_REPROCESS_BATCH_SIZE", default="200",
-          type=one_or_more, help="orders per batch")  # fmt: skip
+          help="orders per batch")  # fmt: skip
     _flag(reprocess, "--batches-per-run", env="SAGAQUAKE_REPROCESS_BATCHES_PER_RUN",
-          default="20", type=one_or_more,
+          default="20",
           help="batches before the workflow continues as new")  # fmt: skip
     _flag(reprocess, "--timeout", env="SAGAQUAKE_REPROCESS_TIMEOUT_S", default="600",
           type=_seconds, help="how long to wait for it")  # fmt: skip
@@ -475,7 +472,7 @@ def _proof_verbs(sub: Any, commands: dict[str, Command]) -> None:
     _flag(run, "--suite", env="SAGAQUAKE_SUITE", default="default",
           help="suite file or name in scenarios/suites")  # fmt: skip
     _platform_flags(run, default=None)
-    _flag(run, "--processes", env="SAGAQUAKE_PROCESSES", type=_whole(1),
+    _flag(run, "--processes", env="SAGAQUAKE_PROCESSES",
           help="Locust processes (default: the suite's)")  # fmt: skip
     commands["run"] = cmd_run
 

@@ -12,9 +12,11 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import BeforeValidator
+
 from harness.errors import ConfigError
-from harness.numbers import number, whole_number
-from harness.settings import env_text, env_value
+from harness.numbers import bounds_from_metadata, number, whole_number
+from harness.settings import declared, env_text, env_value, field_type
 
 __all__ = ["env_flag", "real", "whole"]
 
@@ -32,6 +34,9 @@ def env_flag(
     value = _FromEnv(text) if text is not None else default
     if text is not None and kw.get("action") == "store_true":
         value = env_value(env)  # a yes or no, checked now
+    declared_type = _declared_number(env) if "type" not in kw else None
+    if declared_type is not None and kw.get("action") != "store_true":
+        kw["type"] = declared_type  # the bounds the setting declares
     if text is not None and callable(kw.get("type")):
         kw["type"] = _naming(env, kw["type"])
     parser.add_argument(*names, default=value, help=f"{help_text} [env {env}]", **kw)
@@ -50,6 +55,21 @@ def _naming(env: str, kind: Callable[[str], Any]) -> Callable[[str], Any]:
 
     parse.__name__ = getattr(kind, "__name__", "value")  # argparse's "invalid <name> value"
     return parse
+
+
+def _declared_number(env: str) -> Callable[[str], Any] | None:
+    """The argparse `type` of a flag whose setting is a number: its bounds as the setting
+    declares them (stated once, in harness/settings.py). None for any other setting, and for a
+    number with a validator of its own (a duration)."""
+    group, name = declared(env)
+    kind, metadata = field_type(group.model_fields[name])
+    if kind not in (int, float) or any(isinstance(m, BeforeValidator) for m in metadata):
+        return None
+    bounds = bounds_from_metadata(metadata)
+    if kind is int:
+        low, high = bounds.get("minimum"), bounds.get("maximum")
+        return whole(None if low is None else int(low), None if high is None else int(high))
+    return real(minimum=bounds.get("minimum"), above=bounds.get("above"))
 
 
 def _argument_type(check: Callable[[str], Any]) -> Callable[[str], Any]:

@@ -16,7 +16,14 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from harness.errors import ConfigError
 
-__all__ = ["NumberError", "expected_from_metadata", "expected_number", "number", "whole_number"]
+__all__ = [
+    "NumberError",
+    "bounds_from_metadata",
+    "expected_from_metadata",
+    "expected_number",
+    "number",
+    "whole_number",
+]
 
 
 class NumberError(ConfigError):
@@ -48,14 +55,19 @@ def expected_number(
     return " ".join([kind, " and ".join(p for p in (low, high) if p)]).strip()
 
 
-def expected_from_metadata(whole: bool, metadata: list[Any]) -> str:
-    """`expected_number` for a pydantic field's constraints (Ge, Gt, Le, Lt)."""
+def bounds_from_metadata(metadata: list[Any]) -> dict[str, float]:
+    """A pydantic field's constraints (Ge, Gt, Le, Lt) as the bounds `number` takes."""
     bounds: dict[str, float] = {}
     for item in metadata:
         for kind, key in ((Ge, "minimum"), (Gt, "above"), (Le, "maximum"), (Lt, "below")):
             if isinstance(item, kind):
                 bounds[key] = float(getattr(item, kind.__name__.lower()))
-    return expected_number(whole=whole, **bounds)
+    return bounds
+
+
+def expected_from_metadata(whole: bool, metadata: list[Any]) -> str:
+    """`expected_number` for a pydantic field's constraints."""
+    return expected_number(whole=whole, **bounds_from_metadata(metadata))
 
 
 @lru_cache(maxsize=64)

@@ -47,6 +47,7 @@ __all__ = [
     "RunSettings",
     "SettingsGroup",
     "VerifySettings",
+    "declared",
     "duration_setting",
     "env_text",
     "env_value",
@@ -443,7 +444,8 @@ class CommandSettings(SettingsGroup):
 DEPRECATED = {"SAGAQUAKE_LOAD_PROCESSES": "SAGAQUAKE_PROCESSES"}  # old name -> the one name
 
 
-def _declared(name: str) -> tuple[type[SettingsGroup], str]:
+def declared(name: str) -> tuple[type[SettingsGroup], str]:
+    """The group and field that declare the variable `name` (KeyError when none does)."""
     for group in GROUPS:
         for field in group.model_fields:
             if group.env_name(field) == name:
@@ -454,7 +456,7 @@ def _declared(name: str) -> tuple[type[SettingsGroup], str]:
 def env_text(name: str) -> str | None:
     """The text of a SAGAQUAKE_ variable that some group declares (None when unset or empty),
     for a CLI flag's default, which the flag's own type then checks."""
-    _declared(name)
+    declared(name)
     old = next((o for o, new in DEPRECATED.items() if new == name and os.environ.get(o)), None)
     if old and not os.environ.get(name):
         _deprecated(old, name)
@@ -470,5 +472,5 @@ def _deprecated(old: str, new: str) -> None:
 
 def env_value(name: str) -> Any:
     """The value of a declared SAGAQUAKE_ variable, typed and checked by its group."""
-    group, field = _declared(name)
+    group, field = declared(name)
     return group.field_from_env(field)

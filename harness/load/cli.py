@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from harness.durations import format_duration, parse_duration
-from harness.flags import env_flag, real, whole
+from harness.flags import env_flag
 from harness.load.profile_loader import available_profiles
 from harness.load.runner import LoadProgress, LoadResult, run_load
 from harness.load.settings import DEFAULTS, ENV
@@ -36,24 +36,23 @@ def add_load_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
         g, "--profile", "profile", f"profile name ({profiles}) or a .yaml path; default %(default)s"
     )
     _flag(g, "--compress", "compress", "time compression: production seconds per wall second "
-          "(24 = a day in an hour); default the profile's", type=real(above=0))  # fmt: skip
+          "(24 = a day in an hour); default the profile's")  # fmt: skip
     _flag(g, "--duration", "duration",
           "how long to load: 90s, 10m, 1h; default a whole day at the compression")  # fmt: skip
     _flag(g, "--start-hour", "start_hour",
           'where in the day the run starts: 8, 7.5 or "15:00"; default the profile\'s')  # fmt: skip
     _flag(g, "--processes", "processes",
-          "Locust processes (master + N workers when > 1); default %(default)s", type=whole(1))  # fmt: skip
-    _flag(g, "--seed", "seed", "seed of the arrivals and the order mix; default %(default)s",
-          type=whole())  # fmt: skip
+          "Locust processes (master + N workers when > 1); default %(default)s")  # fmt: skip
+    _flag(g, "--seed", "seed", "seed of the arrivals and the order mix; default %(default)s")  # fmt: skip
     _flag(g, "--arrivals", "arrivals",
           "poisson (real customers) or uniform (evenly spaced); default the profile's",
           choices=("poisson", "uniform"))  # fmt: skip
     _flag(g, "--max-users", "max_users", "cap of the user pool per Locust process; default "
-          "%(default)s", type=whole(1))  # fmt: skip
+          "%(default)s")  # fmt: skip
     _flag(g, "--web", "web", "open Locust's web UI (with the Saga ledger tab) instead of running "
           "headless", action="store_true")  # fmt: skip
     _flag(g, "--web-host", "web_host", "web UI address; default %(default)s")
-    _flag(g, "--web-port", "web_port", "web UI port; default %(default)s", type=whole(1, 65535))
+    _flag(g, "--web-port", "web_port", "web UI port; default %(default)s")
     _flag(g, "--autostart", "autostart", "with --web: start the run at once instead of waiting "
           "for the Start button", action="store_true")  # fmt: skip
     return parser
