@@ -16,6 +16,16 @@ Two choices for throughput, measured on 2 cores (docs/performance.md):
   randomness, no I/O outside activities), and tests/unit/sut/test_replay.py fails any change that
   would break recorded histories.
 
+A step whose dependency is down must not keep new orders from starting (issue 17): a local
+activity that keeps failing retries inside its worker and holds a workflow-task slot all the
+while, so a few hundred sagas waiting out a payment outage used to stop every new order from even
+being placed. Behind the patch STEPS_WAIT_AS_ACTIVITIES, a step is tried locally for a few seconds
+(LOCAL_BUDGET); when it still fails for a technical reason (not a business answer) it is handed to
+the server as a regular activity with the same unlimited retries: it waits in Temporal, holding
+no slot and writing no history until it ends. On the happy path nothing changes. The hand-over
+repeats a call that may have gone through (a time-out is ambiguous), which every step absorbs:
+services dedupe by idempotency key or order id, appends by (order, event type).
+
 Versions (docs/system.md): version 2 adds a fraud check before the charge. The new step sits
 behind `workflow.patched(FRAUD_CHECK)`, and which version a worker runs is configuration
 (SAGAQUAKE_SAGA_VERSION), not a copy of this code: the worker activates the patches of its
@@ -45,11 +55,25 @@ with workflow.unsafe.imports_passed_through():
         OrderResult,
     )
 
-__all__ = ["FRAUD_CHECK", "FRAUD_HOLD", "VERSIONS", "OrderSaga", "patches_for"]
+__all__ = [
+    "FRAUD_CHECK",
+    "FRAUD_HOLD",
+    "STEPS_WAIT_AS_ACTIVITIES",
+    "VERSIONS",
+    "OrderSaga",
+    "patches_for",
+]
 
 # The patches each version of the saga activates for the sagas its workers decide.
 FRAUD_CHECK = "fraud-check-before-charge"
-VERSIONS: dict[int, frozenset[str]] = {1: frozenset(), 2: frozenset({FRAUD_CHECK})}
+# Not a version's feature: every version waits out a failing step as a regular activity. It is
+# behind a patch so that sagas started before it (their histories hold no marker) replay.
+STEPS_WAIT_AS_ACTIVITIES = "failing-step-waits-as-activity"
+_EVERY_VERSION = frozenset({STEPS_WAIT_AS_ACTIVITIES})
+VERSIONS: dict[int, frozenset[str]] = {
+    1: _EVERY_VERSION,
+    2: _EVERY_VERSION | {FRAUD_CHECK},
+}
 # Version 2 holds an order this long before scoring it (the card network's scoring sees it first).
 FRAUD_HOLD = timedelta(seconds=1)
 
@@ -61,6 +85,17 @@ RETRY = RetryPolicy(
     non_retryable_error_types=list(BUSINESS_FAILURES),
 )
 STEP_TIMEOUT = timedelta(seconds=15)
+# How long a step is tried as a local activity before it waits as a regular one: a few quick
+# attempts, so a refused connection or a 503 hands over within about 1.5 s and a hung service
+# within LOCAL_BUDGET, well inside the workflow task's 10 s time-out (no heartbeat needed).
+LOCAL_BUDGET = timedelta(seconds=5)
+LOCAL_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=1),
+    maximum_attempts=3,
+    non_retryable_error_types=list(BUSINESS_FAILURES),
+)
 
 
 def patches_for(version: int) -> frozenset[str]:
@@ -75,6 +110,15 @@ def _takes(patch_id: str) -> bool:
     """Whether this saga takes the step behind `patch_id`: when replaying, what its history
     recorded (the patch marker); otherwise what this worker's version says, recorded as a marker."""
     return workflow.patched(patch_id)
+
+
+def _business(err: BaseException) -> bool:
+    """Whether a step's failure is an answer (declined, out of stock, a response it cannot use):
+    final, never retried. Anything else is technical: the step is worth waiting for."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    return isinstance(cause, ApplicationError) and (
+        cause.non_retryable or cause.type in BUSINESS_FAILURES
+    )
 
 
 def _reason(err: BaseException) -> str:
@@ -122,7 +166,22 @@ class OrderSaga:
 
     async def _step(self, activity: Any, arg: Any) -> Any:
         self._steps.append(activity.__name__)
-        return await workflow.execute_local_activity_method(
+        if not _takes(STEPS_WAIT_AS_ACTIVITIES):  # a saga started before the patch
+            return await workflow.execute_local_activity_method(
+                activity, arg, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY
+            )
+        try:
+            return await workflow.execute_local_activity_method(
+                activity,
+                arg,
+                schedule_to_close_timeout=LOCAL_BUDGET,
+                start_to_close_timeout=LOCAL_BUDGET,
+                retry_policy=LOCAL_RETRY,
+            )
+        except (ActivityError, ApplicationError) as err:
+            if _business(err):
+                raise
+        return await workflow.execute_activity_method(
             activity, arg, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY
         )
 

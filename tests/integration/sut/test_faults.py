@@ -12,6 +12,7 @@ import time
 
 import pytest
 import redis.exceptions
+from temporalio.client import Client
 
 from harness.chaos.observe import group_backlog
 from system_under_test.projection.rebuild import compare, rebuild_into
@@ -53,6 +54,43 @@ def test_orders_wait_out_a_payment_outage_and_complete_charged_once(stack) -> No
         stack.platform.start("payment-service")
     for order_id in ids:
         assert wait_terminal(stack.endpoints, order_id, 90) == HAPPY
+    assert set(captures(stack, ids).values()) == {1}
+
+
+def _pending_activity_types(stack, order_id: str) -> list[str]:
+    async def run() -> list[str]:
+        temporal = await Client.connect(stack.endpoints.temporal_address)
+        described = await temporal.get_workflow_handle(order_id).describe()
+        return [a.activity_type.name for a in described.raw_description.pending_activities]
+
+    return asyncio.run(run())
+
+
+def test_sagas_waiting_for_payment_hold_no_worker_slot_so_new_orders_are_placed(stack) -> None:
+    """Three workflow-task slots per worker, and four times as many orders as slots while payment
+    is down: every order is still placed and reserved during the outage (a saga waits for the
+    charge as a regular activity in the server, not in a slot), then charged once."""
+    stack.platform.deploy("saga-worker", {"SAGAQUAKE_WORKER_CONCURRENCY": "3"}, wait_s=120)
+    stack.platform.stop("payment-service")
+    try:
+        ids = [
+            place(stack.endpoints, order_body("SKU-0024"), key_where(False)).json()["order_id"]
+            for _ in range(24)  # two workers: 6 slots
+        ]
+        r = client(stack.endpoints)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            reserved = [o for o in ids if r.hexists(f"orders:dedupe:{o}", "InventoryReserved")]
+            if len(reserved) == len(ids):
+                break
+            time.sleep(0.5)
+        assert len(reserved) == len(ids), f"{len(ids) - len(reserved)} orders not reserved"
+        assert _pending_activity_types(stack, ids[0]) == ["capture_payment"]
+    finally:
+        stack.platform.start("payment-service")
+        stack.platform.deploy("saga-worker", {"SAGAQUAKE_WORKER_CONCURRENCY": "100"}, wait_s=120)
+    for order_id in ids:
+        assert wait_terminal(stack.endpoints, order_id, 120) == HAPPY
     assert set(captures(stack, ids).values()) == {1}
 
 

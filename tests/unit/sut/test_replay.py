@@ -1,7 +1,8 @@
 """Determinism guard: recorded histories (tests/data/histories, made by
 tests/data/record_histories.py on a real stack) must replay against today's workflow code: the
 four OrderSaga paths recorded by version 1 before version 2 existed, a version 2 saga (the fraud
-check behind its patch), and the runs of a ReprocessOrders chain that continued as new."""
+check behind its patch), a saga that waited out a payment outage as a regular activity (behind
+the STEPS_WAIT_AS_ACTIVITIES patch), and the runs of a ReprocessOrders chain that continued as new."""
 
 from __future__ import annotations
 
@@ -17,7 +18,13 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from system_under_test.reprocess.workflows import ReprocessOrders
 from system_under_test.saga.activities import SagaActivities
 from system_under_test.saga.models import OrderInput, OrderResult
-from system_under_test.saga.workflows import FRAUD_CHECK, RETRY, STEP_TIMEOUT, OrderSaga
+from system_under_test.saga.workflows import (
+    FRAUD_CHECK,
+    RETRY,
+    STEP_TIMEOUT,
+    STEPS_WAIT_AS_ACTIVITIES,
+    OrderSaga,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -35,6 +42,7 @@ def test_every_saga_path_was_recorded() -> None:
         "out_of_stock",
         "refunded",
         "completed_v2",
+        "waited_for_payment",
         "reprocess_0",
         "reprocess_1",
     }
@@ -46,6 +54,28 @@ async def test_recorded_history_replays_on_the_current_workflow(path: Path) -> N
         _history(path), raise_on_replay_failure=False
     )
     assert result.replay_failure is None, result.replay_failure
+
+
+def _patches(path: Path) -> list[dict[str, object]]:
+    return [
+        json.loads(base64.b64decode(attrs["details"]["patch-data"]["payloads"][0]["data"]))
+        for event in json.loads(path.read_text())["events"]
+        if (attrs := event.get("markerRecordedEventAttributes", {})).get("markerName")
+        == "core_patch"
+    ]
+
+
+def test_a_saga_that_waited_for_payment_did_so_as_a_regular_activity_behind_its_patch() -> None:
+    waited = HISTORIES[0].parent / "waited_for_payment.json"
+    events = json.loads(waited.read_text())["events"]
+    assert _patches(waited) == [{"id": STEPS_WAIT_AS_ACTIVITIES, "deprecated": False}]
+    scheduled = [
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in events
+        if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+    assert scheduled == ["capture_payment"]  # the other steps ran locally
+    assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
 
 
 def _markers(path: Path) -> list[str]:
@@ -64,12 +94,7 @@ def test_version_2_recorded_its_patch_and_version_1_did_not() -> None:
     v2, v1 = by_name["completed_v2"].read_text(), by_name["completed"].read_text()
     assert any("core_patch" in m for m in _markers(by_name["completed_v2"]))
     assert not any("core_patch" in m for m in _markers(by_name["completed"]))
-    patches = [
-        json.loads(base64.b64decode(e["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"][0]["data"]))
-        for e in json.loads(v2)["events"]
-        if e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_patch"
-    ]  # fmt: skip
-    assert patches == [{"id": FRAUD_CHECK, "deprecated": False}]
+    assert _patches(by_name["completed_v2"]) == [{"id": FRAUD_CHECK, "deprecated": False}]
     assert "EVENT_TYPE_TIMER_STARTED" in v2 and "EVENT_TYPE_TIMER_STARTED" not in v1
 
 
