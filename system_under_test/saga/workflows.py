@@ -43,7 +43,8 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import CancelledError as TemporalCancelled
 
 with workflow.unsafe.imports_passed_through():
     from system_under_test.saga.activities import SagaActivities
@@ -112,12 +113,18 @@ def _takes(patch_id: str) -> bool:
     return workflow.patched(patch_id)
 
 
-def _business(err: BaseException) -> bool:
-    """Whether a step's failure is an answer (declined, out of stock, a response it cannot use):
-    final, never retried. Anything else is technical: the step is worth waiting for."""
-    cause = err.cause if isinstance(err, ActivityError) else err
-    return isinstance(cause, ApplicationError) and (
-        cause.non_retryable or cause.type in BUSINESS_FAILURES
+def _worth_waiting_for(err: FailureError) -> bool:
+    """Whether a step's failure is technical (a time-out, a refused connection, a 5xx): the step
+    is worth waiting for. An answer (declined, out of stock, a response the saga cannot use) is
+    final, and so is a cancel. A local activity's failure arrives wrapped in an ActivityError
+    when it happens, but unwrapped when its marker is replayed (a time-out as a bare
+    TimeoutError: temporalio 1.35, found by the chaos harness), so both shapes are read."""
+    cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+    if isinstance(cause, TemporalCancelled):
+        return False
+    return not (
+        isinstance(cause, ApplicationError)
+        and (cause.non_retryable or cause.type in BUSINESS_FAILURES)
     )
 
 
@@ -178,8 +185,8 @@ class OrderSaga:
                 start_to_close_timeout=LOCAL_BUDGET,
                 retry_policy=LOCAL_RETRY,
             )
-        except (ActivityError, ApplicationError) as err:
-            if _business(err):
+        except FailureError as err:
+            if not _worth_waiting_for(err):
                 raise
         return await workflow.execute_activity_method(
             activity, arg, start_to_close_timeout=STEP_TIMEOUT, retry_policy=RETRY

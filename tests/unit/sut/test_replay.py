@@ -1,8 +1,8 @@
 """Determinism guard: recorded histories (tests/data/histories, made by
 tests/data/record_histories.py on a real stack) must replay against today's workflow code: the
 four OrderSaga paths recorded by version 1 before version 2 existed, a version 2 saga (the fraud
-check behind its patch), a saga that waited out a payment outage as a regular activity (behind
-the STEPS_WAIT_AS_ACTIVITIES patch), and the runs of a ReprocessOrders chain that continued as new."""
+check behind its patch), two sagas that waited out a payment outage or hang as a regular activity
+(behind the STEPS_WAIT_AS_ACTIVITIES patch), and the runs of a ReprocessOrders chain that continued as new."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def test_every_saga_path_was_recorded() -> None:
         "refunded",
         "completed_v2",
         "waited_for_payment",
+        "waited_after_local_timeout",
         "reprocess_0",
         "reprocess_1",
     }
@@ -76,6 +77,25 @@ def test_a_saga_that_waited_for_payment_did_so_as_a_regular_activity_behind_its_
     ]
     assert scheduled == ["capture_payment"]  # the other steps ran locally
     assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
+
+
+def test_a_local_time_out_replayed_as_a_bare_timeout_error_still_waits_as_an_activity() -> None:
+    """Taken from a default-suite run under overload: the charge's local attempt ran out of its
+    budget (its marker holds a bare TimeoutFailure, which the SDK raises unwrapped on replay,
+    where it raised an ActivityError live) and the saga handed the charge to the server. The
+    first version of the hand-over caught only ActivityError, so this history failed to replay."""
+    events = json.loads((HISTORIES[0].parent / "waited_after_local_timeout.json").read_text())[
+        "events"
+    ]
+    failures = [
+        e["markerRecordedEventAttributes"]["failure"]
+        for e in events
+        if "failure" in e.get("markerRecordedEventAttributes", {})
+    ]
+    assert [f.get("timeoutFailureInfo", {}).get("timeoutType") for f in failures] == [
+        "TIMEOUT_TYPE_SCHEDULE_TO_CLOSE"
+    ]
+    assert "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED" in {e["eventType"] for e in events}
 
 
 def _markers(path: Path) -> list[str]:
