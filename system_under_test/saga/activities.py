@@ -5,8 +5,8 @@ and the append is at-most-once per (order, event type). Technical failures (time
 connections, 5xx, Redis out of memory) raise plain errors that Temporal retries with backoff;
 business outcomes raise non-retryable ApplicationErrors the workflow compensates for.
 
-The services are called with aiohttp: at the worker's concurrency httpx's connection pool cost
-about six times the CPU per request (benchmarks/bench_http.py, docs/performance.md).
+The services are called with aiohttp: httpx cost the worker 4 to 25 times its CPU per request,
+from 1 to 100 requests in flight (benchmarks/bench_http.py).
 """
 
 from __future__ import annotations
