@@ -52,6 +52,11 @@ class Settings:
     http_timeout_s: float = field(
         default_factory=lambda: float(_env("SAGAQUAKE_HTTP_TIMEOUT_S", "5"))
     )
+    # uvicorn's event loop and HTTP parser in every service: "auto" takes uvloop and httptools
+    # (uvicorn[standard]) when installed, else asyncio and h11; benchmarks/bench_http.py
+    # measures each. The service logs which ones it runs at start.
+    http_loop: str = field(default_factory=lambda: _env("SAGAQUAKE_HTTP_LOOP", "auto"))
+    http_parser: str = field(default_factory=lambda: _env("SAGAQUAKE_HTTP_PARSER", "auto"))
     worker_concurrency: int = field(
         default_factory=lambda: int(_env("SAGAQUAKE_WORKER_CONCURRENCY", "100"))
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -27,7 +28,15 @@ __all__ = [
     "redis_ready",
     "serve",
     "serve_async",
+    "serving_stack",
+    "uvicorn_config",
 ]
+
+log = logging.getLogger("serving")
+
+# What SAGAQUAKE_HTTP_LOOP and SAGAQUAKE_HTTP_PARSER may say (uvicorn's own names).
+LOOPS = ("auto", "asyncio", "uvloop")
+PARSERS = ("auto", "h11", "httptools")
 
 # Returns the names of the dependencies that do not answer (empty when ready).
 ReadyCheck = Callable[[], Awaitable[list[str]]]
@@ -92,6 +101,33 @@ def bind_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
     return sock
 
 
+def uvicorn_config(app: FastAPI, cfg: Settings, **options: object) -> uvicorn.Config:
+    """uvicorn's settings for `app` with the event loop and HTTP parser `cfg` names."""
+    if cfg.http_loop not in LOOPS:
+        raise SystemExit(f"unknown SAGAQUAKE_HTTP_LOOP {cfg.http_loop!r}: use one of {LOOPS}")
+    if cfg.http_parser not in PARSERS:
+        raise SystemExit(f"unknown SAGAQUAKE_HTTP_PARSER {cfg.http_parser!r}: use one of {PARSERS}")
+    return uvicorn.Config(
+        app,
+        loop=cfg.http_loop,
+        http=cfg.http_parser,
+        log_config=None,
+        access_log=False,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def serving_stack(config: uvicorn.Config) -> dict[str, str]:
+    """The loop and parser uvicorn really runs: "auto" falls back to asyncio and h11 without a
+    word when uvloop or httptools is missing, so a service says which it got."""
+    if not config.loaded:
+        config.load()
+    factory = config.get_loop_factory()
+    loop = factory.__module__.split(".")[0] if factory else "none"
+    parser = config.http_protocol_class.__module__.rsplit(".", 1)[-1].removesuffix("_impl")
+    return {"loop": loop, "http": parser}
+
+
 def serve(app: FastAPI, cfg: Settings) -> None:
     """Serve `app` on the shared service port and, if set, this replica's health port."""
     sockets = []
@@ -101,18 +137,18 @@ def serve(app: FastAPI, cfg: Settings) -> None:
         sockets.append(bind_socket(cfg.bind_host, cfg.health_port, reuse_port=False))
     if not sockets:
         raise SystemExit("set SAGAQUAKE_PORT (and/or SAGAQUAKE_HEALTH_PORT) to serve")
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, timeout_graceful_shutdown=5, lifespan="on"
-    )
+    config = uvicorn_config(app, cfg, timeout_graceful_shutdown=5, lifespan="on")
+    log.info("serving http", extra={"fields": serving_stack(config)})
     uvicorn.Server(config).run(sockets=sockets)
 
 
 async def serve_async(app: FastAPI, cfg: Settings) -> None:
-    """The same, inside a running event loop (the worker runs its health app beside Temporal)."""
+    """The same, inside a running event loop (the worker runs its health app beside Temporal):
+    the loop is the caller's, only the parser is chosen here."""
     if not cfg.health_port:
         return
     sock = bind_socket(cfg.bind_host, cfg.health_port, reuse_port=False)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    config = uvicorn_config(app, cfg, lifespan="off")
     server = uvicorn.Server(config)
     # The process owns SIGTERM/SIGINT (the worker drains on them); a health endpoint must not
     # take them over, as Server.serve would by default.

@@ -4,14 +4,17 @@ A retried activity repeats both halves safely: services dedupe by idempotency ke
 and the append is at-most-once per (order, event type). Technical failures (time-outs, refused
 connections, 5xx, Redis out of memory) raise plain errors that Temporal retries with backoff;
 business outcomes raise non-retryable ApplicationErrors the workflow compensates for.
+
+The services are called with aiohttp: httpx cost the worker 4 to 25 times its CPU per request,
+from 1 to 100 requests in flight (benchmarks/bench_http.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 import redis.exceptions
 from temporalio import activity
@@ -21,7 +24,7 @@ from system_under_test.ids import payment_id_for
 from system_under_test.saga.models import CUSTOMER_CANCELLED, CancelInput, OrderInput
 from system_under_test.streams import LIVE_COMPLETED_CHANNEL, EventAppender, dedupe_key
 
-__all__ = ["TRANSIENT_FAILURES", "SagaActivities", "ServiceUnavailable"]
+__all__ = ["TRANSIENT_FAILURES", "Answer", "SagaActivities", "ServiceUnavailable", "http_session"]
 
 
 class ServiceUnavailable(Exception):
@@ -29,11 +32,39 @@ class ServiceUnavailable(Exception):
 
 
 # What an outage of a dependency looks like from an activity: retried, and logged in one line.
+# A time-out is ambiguous (the service may have done the work): the retry carries the same
+# Idempotency-Key. aiohttp raises its socket time-outs as ClientConnectionError, a time-out
+# waiting for a free connection as a bare TimeoutError.
 TRANSIENT_FAILURES: tuple[type[BaseException], ...] = (
     ServiceUnavailable,
-    httpx.TransportError,
+    aiohttp.ClientConnectionError,
+    aiohttp.ClientPayloadError,
+    TimeoutError,
     redis.exceptions.RedisError,
 )
+
+
+def http_session(timeout_s: float, pool_size: int) -> aiohttp.ClientSession:
+    """The worker's client: `pool_size` keep-alive connections, and `timeout_s` for each phase
+    of a call (getting a connection, each read), as httpx's single time-out meant before."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=pool_size, limit_per_host=0),
+        timeout=aiohttp.ClientTimeout(
+            total=None, connect=timeout_s, sock_connect=timeout_s, sock_read=timeout_s
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A service's answer, read whole so that its connection is back in the pool at once."""
+
+    url: str
+    status_code: int
+    text: str
+
+    def json(self) -> Any:
+        return orjson.loads(self.text)
 
 
 def _items_json(order: OrderInput) -> str:
@@ -47,7 +78,7 @@ def _business(message: str, failure_type: str, **details: Any) -> ApplicationErr
 class SagaActivities:
     def __init__(
         self,
-        http: httpx.AsyncClient,
+        http: aiohttp.ClientSession,
         appender: EventAppender,
         redis: Any,
         payment_url: str,
@@ -78,9 +109,13 @@ class SagaActivities:
             self.cancel_order,
         ]
 
-    async def _post(self, url: str, body: dict[str, Any], key: str | None = None) -> httpx.Response:
-        headers = {"Idempotency-Key": key} if key else None
-        response = await self._http.post(url, json=body, headers=headers)
+    async def _post(self, url: str, body: dict[str, Any], key: str | None = None) -> Answer:
+        headers = {"Content-Type": "application/json"}
+        if key:
+            headers["Idempotency-Key"] = key
+        async with self._http.post(url, data=orjson.dumps(body), headers=headers) as reply:
+            raw = await reply.read()
+        response = Answer(url, reply.status, raw.decode("utf-8", "replace"))
         if response.status_code >= 500 or response.status_code == 429:
             raise ServiceUnavailable(
                 f"{url} answered {response.status_code}: {response.text[:200]}"
@@ -88,9 +123,9 @@ class SagaActivities:
         return response
 
     @staticmethod
-    def _unexpected(response: httpx.Response) -> ApplicationError:
+    def _unexpected(response: Answer) -> ApplicationError:
         return _business(
-            f"{response.request.url} answered {response.status_code}: {response.text[:200]}",
+            f"{response.url} answered {response.status_code}: {response.text[:200]}",
             "UnexpectedResponse",
         )
 

@@ -24,7 +24,6 @@ import socket
 from datetime import timedelta
 from typing import Any
 
-import httpx
 from temporalio.client import Client
 from temporalio.common import VersioningBehavior, WorkerDeploymentVersion
 from temporalio.worker import PatchActivationInput, Worker, WorkerDeploymentConfig
@@ -33,7 +32,7 @@ from system_under_test.config import Settings, settings
 from system_under_test.logs import setup_logging
 from system_under_test.reprocess.activities import ReprocessActivities
 from system_under_test.reprocess.workflows import ReprocessOrders
-from system_under_test.saga.activities import TRANSIENT_FAILURES, SagaActivities
+from system_under_test.saga.activities import TRANSIENT_FAILURES, SagaActivities, http_session
 from system_under_test.saga.workflows import OrderSaga, patches_for
 from system_under_test.serving import health_app, redis_ready, serve_async
 from system_under_test.streams import EventAppender, connect
@@ -106,10 +105,7 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
         return patch.patch_id in active
 
     redis = connect(cfg.redis_url)
-    limits = httpx.Limits(
-        max_connections=cfg.worker_concurrency, max_keepalive_connections=cfg.worker_concurrency
-    )
-    async with httpx.AsyncClient(timeout=cfg.http_timeout_s, limits=limits) as http:
+    async with http_session(cfg.http_timeout_s, cfg.worker_concurrency) as http:
         activities = SagaActivities(
             http,
             EventAppender(redis),

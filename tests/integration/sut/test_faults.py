@@ -4,6 +4,7 @@ that refuses writes, a killed projection. Nothing may be lost, charged twice or 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import redis.exceptions
 from temporalio.client import Client
 
 from harness.chaos.observe import group_backlog
+from system_under_test.config import settings
 from system_under_test.projection.rebuild import compare, rebuild_into
 from system_under_test.streams import connect
 from tests.integration.orders import HAPPY, client, key_where, order_body, place, wait_terminal
@@ -92,6 +94,40 @@ def test_sagas_waiting_for_payment_hold_no_worker_slot_so_new_orders_are_placed(
     for order_id in ids:
         assert wait_terminal(stack.endpoints, order_id, 120) == HAPPY
     assert set(captures(stack, ids).values()) == {1}
+
+
+def test_orders_wait_out_a_hung_payment_and_each_is_charged_once(stack) -> None:
+    """A hung payment-service (SIGSTOP) takes the charges into its socket and answers none: each
+    call times out, an ambiguous fault, and its retries carry the same Idempotency-Key, so the
+    service, once woken, charges each order once whatever it had queued."""
+    stack.platform.pause("payment-service")
+    try:
+        ids = [
+            place(stack.endpoints, order_body("SKU-0023"), key_where(False)).json()["order_id"]
+            for _ in range(4)
+        ]
+        r = client(stack.endpoints)
+        deadline = time.monotonic() + 20
+        while not all(r.hexists(f"orders:dedupe:{o}", "InventoryReserved") for o in ids):
+            assert time.monotonic() < deadline, "the orders were never reserved"
+            time.sleep(0.2)
+        time.sleep(settings().http_timeout_s + 2)  # every charge has timed out at least once
+        for order_id in ids:
+            assert not r.hexists(f"orders:dedupe:{order_id}", "PaymentCaptured")
+    finally:
+        stack.platform.resume("payment-service")
+    for order_id in ids:
+        assert wait_terminal(stack.endpoints, order_id, 90) == HAPPY
+    assert set(captures(stack, ids).values()) == {1}
+    # the charges did time out, and each time-out was logged as an outage: one line, no traceback
+    failed = [
+        json.loads(line)
+        for log in stack.platform.logs_dir.glob("saga-worker*.log")
+        for line in log.read_text().splitlines()
+        if line.startswith("{") and "'capture_payment'" in line and any(o in line for o in ids)
+    ]
+    assert any("Timeout" in f.get("error", "") for f in failed), failed
+    assert not any("exc" in f for f in failed), failed
 
 
 def test_payment_replicas_killed_mid_request_charge_each_order_once(stack) -> None:

@@ -240,7 +240,7 @@ def test_a_customer_cancel_after_a_decline_the_saga_lost_is_recorded_as_the_decl
     for it; a cancel with no decline in the stream stays the customer's."""
     import redis.asyncio as aioredis
 
-    from system_under_test.saga.activities import SagaActivities
+    from system_under_test.saga.activities import SagaActivities, http_session
     from system_under_test.saga.models import CancelInput, LineItem, OrderInput
     from system_under_test.streams import EventAppender
 
@@ -250,7 +250,7 @@ def test_a_customer_cancel_after_a_decline_the_saga_lost_is_recorded_as_the_decl
         r = aioredis.Redis.from_url(redis_url, decode_responses=True)
         appender = EventAppender(r)
         await appender.append("PaymentDeclined", declined, {"reason": "card_declined"})
-        async with httpx.AsyncClient() as http:
+        async with http_session(5, 4) as http:
             saga = SagaActivities(http, appender, r, "http://unused", "http://unused", "http://x")
             for order_id in (declined, plain):
                 order = OrderInput(order_id, "cus-1", [LineItem("SKU-0001", 1)], 100, "EUR")
