@@ -179,7 +179,7 @@ async def test_a_batch_redis_refuses_is_neither_applied_nor_acknowledged(
     assert await _pending(client) == events
     assert [k async for k in client.scan_iter(match="readmodel:*")] == []
     await client.config_set("maxmemory", "0")
-    await projection.drain_own_pending()
+    await asyncio.wait_for(projection.drain_own_pending(), timeout=10)
     assert projection.applied == events
     assert await _pending(client) == 0
     assert (await _snapshot(client))["views"] == await _expected_views(client)
@@ -194,7 +194,7 @@ async def test_a_restarted_consumer_applies_its_own_pending_entries_first(
     await client.xreadgroup(GROUP, "c1", {EVENTS_STREAM: ">"}, count=events)
     assert await _pending(client) == events
     projection = Projection(client, "c1")
-    await projection.drain_own_pending()
+    await asyncio.wait_for(projection.drain_own_pending(), timeout=10)
     assert projection.applied == events
     assert await _pending(client) == 0
     assert (await _snapshot(client))["views"] == await _expected_views(client)
