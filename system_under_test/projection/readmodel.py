@@ -8,10 +8,12 @@ one MULTI/EXEC writes the views and moves the batch's order ids between the trac
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 
 from system_under_test.projection.model import TERMINAL_STATUSES, apply_event
 
@@ -36,8 +38,11 @@ COUNT_SETS = {
 class ReadModel:
     def __init__(self, client: aioredis.Redis, prefix: str = "readmodel:order:") -> None:
         self._client = client
-        self._read_views = client.register_script(_READ_VIEWS)
         self.prefix = prefix
+
+    @functools.cached_property
+    def _read_views(self) -> AsyncScript:
+        return self._client.register_script(_READ_VIEWS)
 
     def key(self, order_id: str) -> str:
         return self.prefix + order_id
