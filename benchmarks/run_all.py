@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 # name → script, cheapest first
 BENCHMARKS = {
     "coldstart": "bench_coldstart.py",
+    "http": "bench_http.py",
     "verify": "bench_verify.py",
     "overhead": "bench_overhead.py",
     "saga": "bench_saga.py",

@@ -21,6 +21,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.nightly]
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = {
     "coldstart": ("up_s", "down_s", "temporal_floor_s"),
+    "http": ("uvicorn_auto", "servers", "clients"),
     "verify": ("drain", "verify", "ratio", "target_met", "redis"),
     "overhead": (
         "load_generator_cpu_s_per_1k",
