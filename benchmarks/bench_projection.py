@@ -18,7 +18,7 @@ orders interleaved as concurrent sagas interleave them. Two modes:
   applied: the steady state, where entries arrive a few at a time.
 
 Each measurement is a fresh child process (`--child`) that imports `system_under_test` from one
-code tree (`--baseline` DIR, default /work/main, against this script's own tree), runs
+code tree (`--baseline` DIR, default this tree itself, against this script's own tree), runs
 `Projection.run` and reports the CPU time of its process (user + system) and wall time from the
 start of `run` until `applied` reaches the stream's length. Baseline and candidate alternate,
 median of `--repeat` (3). After each run the read model in Redis (every view, the count sets and
@@ -282,10 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--baseline",
-        default=os.environ.get("SAGAQUAKE_BENCH_BASELINE", "/work/main"),
-        help="the code tree to compare with (its system_under_test is imported)",
+        default=os.environ.get("SAGAQUAKE_BENCH_BASELINE", str(ROOT)),
+        help="the code tree to compare with, e.g. a `git worktree add` of the commit before a "
+        "change (its system_under_test is imported; default: this tree, against itself)",
     )
     args = parser.parse_args(argv)
+    if not (Path(args.baseline) / "system_under_test" / "projection").is_dir():
+        parser.error(f"--baseline {args.baseline}: no system_under_test/projection there")
     if args.orders is None:
         args.orders = (1_000 if args.quick else 10_000) if args.mode == "drain" else 600
     repeat = 1 if args.quick else args.repeat
