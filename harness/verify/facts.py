@@ -23,7 +23,7 @@ import orjson
 import pandas as pd
 
 from harness.verify.frames import floats, object_frame
-from harness.verify.history import History
+from harness.verify.history import History, pick
 
 __all__ = [
     "COMPENSATION_OF",
@@ -177,8 +177,13 @@ def fields_at(
     types = h.events["type"].to_numpy(dtype=object)
     hit = np.flatnonzero(rows >= 0)
     hit = hit[types[rows[hit]] == event_type]
-    maps = h.raw["events"]
-    picked = [maps[r] for r in rows[hit].tolist()]
+    kept = h.kept.get(event_type)
+    if kept is not None and set(names) <= set(kept.columns):
+        at = np.searchsorted(kept.rows, rows[hit])  # every row of that type is kept
+        for name in names:
+            out[name][hit] = kept.columns[name][at]
+        return out
+    picked = pick(h.raw["events"], rows[hit])
     try:
         values = list(map(itemgetter(*names), picked))
         columns = list(zip(*values, strict=True)) if len(names) > 1 else [values]
