@@ -24,7 +24,7 @@ from harness.runs import JsonLines
 
 __all__ = ["CHUNK_BYTES", "Chunk", "read_chunks"]
 
-CHUNK_BYTES = 8 << 20  # ~30K events: their maps are ~30 MB, and a slice is still C-speed
+CHUNK_BYTES = 1 << 20  # ~4K events: their maps are ~4 MB, and a slice is still C-speed
 
 
 @dataclass
@@ -36,9 +36,7 @@ class Chunk:
     ends: np.ndarray
 
 
-def read_chunks(
-    path: Path, seen: JsonLines, chunk_bytes: int = CHUNK_BYTES
-) -> Iterator[Chunk]:
+def read_chunks(path: Path, seen: JsonLines, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Chunk]:
     """The records of `path` a slice of whole lines at a time; what was skipped is counted in
     `seen` (its `corrupt` line numbers and `torn` line, as `read_jsonl` would)."""
     line_no = 0  # lines before the current slice
@@ -49,7 +47,9 @@ def read_chunks(
             data = rest + block
             if not data:
                 return
-            cut = data.rfind(b"\n") + 1 if block else len(data)  # the end: the unterminated rest too
+            cut = (
+                data.rfind(b"\n") + 1 if block else len(data)
+            )  # the end: the unterminated rest too
             if cut == 0:  # no newline yet: one line longer than a chunk
                 rest = data
                 continue

@@ -28,20 +28,38 @@ from harness.verify.history import (
     derive_columns,
 )
 
-__all__ = ["KeptFields", "ObjectColumn", "PartColumns", "unpack", "unpack_frame"]
+__all__ = [
+    "ORDER_COLUMNS",
+    "KeptFields",
+    "ObjectColumn",
+    "PartColumns",
+    "unpack",
+    "unpack_frame",
+]
 
 _SHARED = 0.5  # a column is coded when its first slice has at most this share of distinct values
+# The column naming each row's order: always coded, and its texts shared by every part once
+# unpacked (an order id recurs in ~9 rows of a history, in 7 parts).
+ORDER_COLUMNS = {
+    "events": "order_id",
+    "payments": "order_id",
+    "inventory_ledger": "order_id",
+    "notifications": "order_id",
+    "temporal": "workflow_id",
+    "readmodel": "order_id",
+    "ledger": "order_id",
+}
 
 
 class ObjectColumn:
     """One object column, a slice at a time: codes into its distinct texts while its values
     repeat and are texts (or None), else the values as they are."""
 
-    def __init__(self) -> None:
+    def __init__(self, coded: bool = False) -> None:
         self._codes: list[np.ndarray] | None = []
         self._table: dict[str, int] = {}
         self._values: list[np.ndarray] = []
-        self._decided = False
+        self._decided = coded  # `coded`: codes whatever the share of distinct values
 
     def add(self, values: np.ndarray) -> None:
         if self._codes is not None:
@@ -101,9 +119,16 @@ def _concat(arrays: list[np.ndarray]) -> np.ndarray:
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
-def unpack(packed: tuple[Any, ...]) -> np.ndarray:
+def unpack(packed: tuple[Any, ...], texts: dict[Any, Any] | None = None) -> np.ndarray:
+    """The object column of `ObjectColumn.packed`; with `texts`, each distinct text is the one
+    `texts` already holds (an equal one seen before), so equal texts are one object."""
     how, *payload = packed
-    return _decode(payload[0], payload[1]) if how == "codes" else payload[0]
+    if how != "codes":
+        return payload[0]
+    uniques = payload[1]
+    if texts is not None:
+        uniques = [texts.setdefault(u, u) for u in uniques]
+    return _decode(payload[0], uniques)
 
 
 class PartColumns:
@@ -114,7 +139,8 @@ class PartColumns:
         numeric = NUMERIC_FIELDS.get(part, ())
         self._text = (["id"] if ids else []) + [k for k in CORE_FIELDS[part] if k not in numeric]
         self._numeric = numeric
-        self._objects = {k: ObjectColumn() for k in self._text}
+        order = ORDER_COLUMNS.get(part)
+        self._objects = {k: ObjectColumn(coded=k == order) for k in self._text}
         self._numbers: dict[str, list[np.ndarray]] = {k: [] for k in numeric}
         self._clean = dict.fromkeys(numeric, True)
         self.rows = 0
@@ -154,12 +180,25 @@ class PartColumns:
         return {"part": self.part, "columns": columns, "rows": self.rows}
 
 
-def unpack_frame(packed: dict[str, Any]) -> pd.DataFrame:
-    """The part's frame from `PartColumns.packed`, derived columns included."""
-    data = {name: unpack(col) for name, col in packed["columns"].items()}
+def unpack_frame(packed: dict[str, Any], order_ids: dict[Any, Any] | None = None) -> pd.DataFrame:
+    """The part's frame from `PartColumns.packed`, derived columns included. With `order_ids`,
+    its order ids are the texts that dict holds (see `unpack`), and it gains those it lacks."""
+    part = packed["part"]
+    order = ORDER_COLUMNS.get(part)
+    data = {
+        name: unpack(col, order_ids if name == order else None)
+        for name, col in packed["columns"].items()
+    }
     frame = object_frame(data)
     frame.index = pd.RangeIndex(packed["rows"])
-    return derive_columns(packed["part"], frame)
+    frame = derive_columns(part, frame)
+    if part == "ledger" and order_ids is not None:
+        derived = frame["_order_id_for"].to_numpy(dtype=object)
+        shared = [order_ids.setdefault(v, v) if isinstance(v, str) else v for v in derived]
+        frame["_order_id_for"] = pd.Series(
+            np.fromiter(shared, dtype=object, count=len(shared)), dtype=object
+        )
+    return frame
 
 
 class KeptFields:
@@ -168,7 +207,9 @@ class KeptFields:
     def __init__(self, fields: Mapping[str, tuple[str, ...] | None] = EVENT_FIELDS) -> None:
         self._fields = dict(fields)
         self._rows: dict[str, list[np.ndarray]] = {t: [] for t in fields}
-        self._columns = {t: {f: ObjectColumn() for f in (names or ())} for t, names in fields.items()}
+        self._columns = {
+            t: {f: ObjectColumn() for f in (names or ())} for t, names in fields.items()
+        }
         self._maps: dict[str, list[Mapping[str, Any]]] = {t: [] for t in fields}
 
     def add(self, first_row: int, types: np.ndarray, maps: Sequence[Mapping[str, Any]]) -> None:

@@ -109,17 +109,26 @@ def _universe(h: History) -> Universe:
         frame = getattr(h, part)
         if frame is not None:
             parts.append((part, frame[column].to_numpy(dtype=object)))
-    values = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, dtype=object)
-    codes, ids = pd.factorize(values)
+    # As pd.factorize of all parts end to end (codes in order of first appearance, -1 for a
+    # missing id), without its table of every row: the first part's ids are looked up by index
+    # in each other part, and only the ids no part before named are coded anew.
     split: dict[str, np.ndarray] = {}
-    at = 0
+    known = np.zeros(0, dtype=object)
+    index = pd.Index(known, dtype=object)
     for part, v in parts:
-        split[part] = codes[at : at + len(v)].astype(np.int64)
-        at += len(v)
+        codes = index.get_indexer(v) if len(known) else np.full(len(v), -1, dtype=np.int64)
+        new = np.flatnonzero(codes < 0)
+        if len(new):
+            fresh, ids = pd.factorize(v[new])
+            coded = fresh >= 0
+            codes[new[coded]] = fresh[coded] + len(known)
+            if len(ids):
+                known = np.concatenate((known, np.asarray(ids, dtype=object)))
+                index = pd.Index(known, dtype=object)
+        split[part] = codes.astype(np.int64)
     events = split.get("events")
     n_events = int(events.max()) + 1 if events is not None and len(events) else 0
-    ids = np.asarray(ids, dtype=object)
-    return Universe(ids=ids, n_events=n_events, codes=split, index=pd.Index(ids, dtype=object))
+    return Universe(ids=known, n_events=n_events, codes=split, index=index)
 
 
 @dataclass(frozen=True)

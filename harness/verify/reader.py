@@ -329,7 +329,9 @@ def _system_side(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def _events(run_dir: Path) -> tuple[_Built | None, dict[str, KeptEvents], str | None, list[str]]:
+def _events(
+    run_dir: Path, order_ids: dict[Any, Any]
+) -> tuple[_Built | None, dict[str, KeptEvents], str | None, list[str]]:
     """orders:events: its frame, its maps left on disk, and the fields the checks read of a few
     event types (`history.EVENT_FIELDS`)."""
     path = RunFolder(run_dir).stream(keys.EVENTS)
@@ -341,10 +343,10 @@ def _events(run_dir: Path) -> tuple[_Built | None, dict[str, KeptEvents], str | 
         packed, maps = _read_part("events", [(path, {})], notes, stream=True, kept=kept)
     except (ValueError, KeyError, TypeError) as err:
         return None, {}, f"{PART_FILES['events']} could not be read: {err}", notes
-    return (unpack_frame(packed), maps), kept.kept(), None, notes
+    return (unpack_frame(packed, order_ids), maps), kept.kept(), None, notes
 
 
-def _client_parts(run_dir: Path) -> dict[str, Any]:
+def _client_parts(run_dir: Path, order_ids: dict[Any, Any]) -> dict[str, Any]:
     """run.json, and the client ledger and fault windows as parts (read in this process): the
     ledger a slice at a time, its maps left on disk, each with the `client` its file names."""
     missing: dict[str, str] = {}
@@ -357,7 +359,7 @@ def _client_parts(run_dir: Path) -> dict[str, Any]:
         named = [(path, {"client": RunFolder.ledger_name(path)}) for path in files]
         try:
             packed, maps = _read_part("ledger", named, notes, stream=False)
-            parts["ledger"] = (unpack_frame(packed), maps)
+            parts["ledger"] = (unpack_frame(packed, order_ids), maps)
         except ValueError as err:
             missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
     faults = _faults(folder, run, missing, notes)
@@ -402,10 +404,11 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
     forked worker reads the rest; with one, everything is read in this process."""
     run_dir = Path(run_dir)
     got: dict[str, Any] = {}
+    order_ids: dict[Any, Any] = {}  # one text per order id, shared by every part
 
     def here() -> None:
-        got["events"] = _events(run_dir)
-        got["client"] = _client_parts(run_dir)
+        got["events"] = _events(run_dir, order_ids)
+        got["client"] = _client_parts(run_dir, order_ids)
 
     side = _in_worker(run_dir, here) if _workers(workers) > 1 else None
     if side is None:  # one process, or no worker after all: read the rest here
@@ -414,7 +417,9 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
         side = _system_side(run_dir)
     events, kept, events_error, event_notes = got["events"]
     client = got["client"]
-    built = {p: (unpack_frame(packed), maps) for p, (packed, maps) in side["parts"].items()}
+    built = {
+        p: (unpack_frame(packed, order_ids), maps) for p, (packed, maps) in side["parts"].items()
+    }
     parts = {**client["parts"], **built}
     missing = {**client["missing"], **side["missing"]}
     if events is not None:

@@ -9,10 +9,9 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.runs import read_jsonl
-from harness.verify import verify_history, verify_run
+from harness.verify import reader, verify_history, verify_run
 from harness.verify.facts import sku_totals
 from harness.verify.frames import records_frame, stream_frame
-from harness.verify import reader
 from harness.verify.reader import LineMaps, load_snapshot
 from harness.verify.snapshot import _redact
 from tests.unit.verify.builders import HistoryBuilder
