@@ -5,9 +5,9 @@ them parsed would cost ~2.6 KB per event. Each part is read a slice at a time (`
 into the few compact columns the checks read (`columns.py`), and the maps are dropped: they
 are read again from the file on demand (`LineMaps`), for the few rows a counter-example quotes;
 the event fields a check reads beyond the columns are kept for the rows that have them
-(`history.EVENT_FIELDS`). orders:events and the client ledger are read here, and everything
-else (the other streams, Temporal's view, the read model) at the same time in a forked worker,
-which hands back its columns packed. On one core, or without fork, the same happens in turn.
+(`history.EVENT_FIELDS`). orders:events is read here, and everything else (the client ledger,
+the other streams, Temporal's view, the read model) at the same time in a forked worker, which
+hands back its columns packed: the two take about as long. On one core, or without fork, the same happens in turn.
 """
 
 from __future__ import annotations
@@ -284,8 +284,10 @@ def _reread(files: _Files, field: str, stream: bool, chunk_bytes: int) -> np.nda
 
 
 def _system_side(run_dir: Path) -> dict[str, Any]:
-    """Every part the system wrote but orders:events, as packed columns and maps left on disk:
-    what the worker process hands back (`load_snapshot` unpacks them)."""
+    """Every part the system wrote but orders:events, and the client ledger, as packed columns
+    and maps left on disk: what the worker process hands back (`load_snapshot` unpacks them).
+    The ledger is read here, not beside orders:events, so the two processes take about as long."""
+    ledger = _ledger(run_dir)
     missing: dict[str, str] = {}
     notes: list[str] = []
     parts: dict[str, tuple[dict[str, Any], LineMaps]] = {}
@@ -321,6 +323,7 @@ def _system_side(run_dir: Path) -> dict[str, Any]:
         except orjson.JSONDecodeError as err:
             missing["inventory"] = f"{PART_FILES['inventory']} could not be read: {err}"
     return {
+        "ledger": ledger,
         "parts": parts,
         "others": others,
         "inventory": inventory,
@@ -346,22 +349,37 @@ def _events(
     return (unpack_frame(packed, order_ids), maps), kept.kept(), None, notes
 
 
-def _client_parts(run_dir: Path, order_ids: dict[Any, Any]) -> dict[str, Any]:
-    """run.json, and the client ledger and fault windows as parts (read in this process): the
-    ledger a slice at a time, its maps left on disk, each with the `client` its file names."""
+def _ledger(run_dir: Path) -> dict[str, Any]:
+    """The client ledger a slice at a time, each line with the `client` its file names: packed
+    columns and maps left on disk (None when it cannot be read, with why in `missing`)."""
+    missing: dict[str, str] = {}
+    notes: list[str] = []
+    folder = RunFolder(run_dir)
+    built: tuple[dict[str, Any], LineMaps] | None = None
+    files = _ledger_files(folder, missing)
+    if files:
+        named = [(path, {"client": RunFolder.ledger_name(path)}) for path in files]
+        try:
+            built = _read_part("ledger", named, notes, stream=False)
+        except ValueError as err:
+            missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
+    return {"built": built, "missing": missing, "notes": notes}
+
+
+def _client_parts(
+    run_dir: Path, ledger: Mapping[str, Any], order_ids: dict[Any, Any]
+) -> dict[str, Any]:
+    """run.json, the client ledger (as `_ledger` read it) and the fault windows as parts."""
     missing: dict[str, str] = {}
     notes: list[str] = []
     folder = RunFolder(run_dir)
     run = _run_json(folder, missing)
     parts: dict[str, _Built] = {}
-    files = _ledger_files(folder, missing)
-    if files:
-        named = [(path, {"client": RunFolder.ledger_name(path)}) for path in files]
-        try:
-            packed, maps = _read_part("ledger", named, notes, stream=False)
-            parts["ledger"] = (unpack_frame(packed, order_ids), maps)
-        except ValueError as err:
-            missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
+    missing.update(ledger["missing"])
+    notes.extend(ledger["notes"])
+    if ledger["built"] is not None:
+        packed, maps = ledger["built"]
+        parts["ledger"] = (unpack_frame(packed, order_ids), maps)
     faults = _faults(folder, run, missing, notes)
     if faults is not None:
         parts["faults"] = (part_frame("faults", faults), faults)
@@ -400,15 +418,14 @@ def _in_worker(run_dir: Path, here: Callable[[], None]) -> dict[str, Any] | None
 
 def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History:
     """Read a run folder's `history/` into a History. With two workers (the default where fork
-    is safe, see `_workers`), orders:events and the client ledger are read here while a
-    forked worker reads the rest; with one, everything is read in this process."""
+    is safe, see `_workers`), orders:events is read here while a forked worker reads the rest;
+    with one, everything is read in this process."""
     run_dir = Path(run_dir)
     got: dict[str, Any] = {}
     order_ids: dict[Any, Any] = {}  # one text per order id, shared by every part
 
     def here() -> None:
         got["events"] = _events(run_dir, order_ids)
-        got["client"] = _client_parts(run_dir, order_ids)
 
     side = _in_worker(run_dir, here) if _workers(workers) > 1 else None
     if side is None:  # one process, or no worker after all: read the rest here
@@ -416,7 +433,7 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
             here()
         side = _system_side(run_dir)
     events, kept, events_error, event_notes = got["events"]
-    client = got["client"]
+    client = _client_parts(run_dir, side["ledger"], order_ids)
     built = {
         p: (unpack_frame(packed, order_ids), maps) for p, (packed, maps) in side["parts"].items()
     }
