@@ -9,26 +9,35 @@ side is written consistently: the client ledger, orders:events, payments:ledger,
 inventory:ledger, notifications:sent, temporal.jsonl, inventory.json, readmodel.jsonl,
 faults.jsonl and run.json, so the verifier's verdict on it is "all invariants hold".
 
+Written as it goes, so that 5M events fit in a few hundred MB: a stream entry waits in a heap
+only until no saga still to come can write before it (each saga starts at its arrival, and
+arrivals only move forward); the ledgers and temporal.jsonl are written in the order they are
+made; only the read model (one line per order, sorted by order id) waits for the end, each
+order's view held as its JSON line once its last event is out.
+
     .venv/bin/python benchmarks/gen_history.py /tmp/run --events 1000000 --seed 7
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import random
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.ids import order_ids_for
-from system_under_test.projection.model import rebuild
+from system_under_test.projection.model import apply_event
 
 __all__ = ["T0", "generate"]
+
+STREAMS = ("orders:events", "payments:ledger", "inventory:ledger", "notifications:sent")
 
 T0 = 1763769000.0
 RATE = 60.0  # orders per second (a time-compressed day)
@@ -43,21 +52,93 @@ FAULTS = (
 )
 
 
-class _Run:
-    """The history under construction: streams as (ts ms, tie-break, fields), the rest as
-    records. One `saga` call writes every side of one order."""
+class _Files:
+    """The run folder's JSON-lines files, written as the history is made."""
 
-    def __init__(self, seed: int, windows: list[tuple[float, float]]) -> None:
+    def __init__(self, run_dir: Path) -> None:
+        hist = run_dir / "history"
+        (hist / "streams").mkdir(parents=True, exist_ok=True)
+        (hist / "ledger").mkdir(parents=True, exist_ok=True)
+        self.hist = hist
+        self._open: dict[str, IO[bytes]] = {}
+
+    def open(self, rel: str) -> IO[bytes]:
+        f = self._open.get(rel)
+        if f is None:
+            f = self._open[rel] = (self.hist / rel).open("wb", buffering=1 << 20)
+        return f
+
+    def line(self, rel: str, record: Any) -> None:
+        self.open(rel).write(orjson.dumps(record) + b"\n")
+
+    def close(self) -> None:
+        for f in self._open.values():
+            f.close()
+
+
+class _Streams:
+    """Stream entries in stream order and with ids as Redis gives them (`<ms>-<seq>`,
+    increasing): each waits in a heap of (ts ms, tie-break) until `flush(before_ms)`, once no
+    entry to come can have an earlier ts. orders:events is also folded into the read model."""
+
+    def __init__(self, files: _Files) -> None:
+        self.files = files
+        self.heap: list[tuple[int, int, str, dict[str, str]]] = []
+        self.last = {name: (-1, 0) for name in STREAMS}  # per stream: last ms, its seq
+        self.written = dict.fromkeys(STREAMS, 0)
+        self.left: dict[str, int] = {}  # order id -> its events not written yet
+        self.views: dict[str, dict[str, str]] = {}  # orders with events still to come
+        self.readmodel: dict[str, str] = {}  # order id -> its read-model line, when done
+
+    def push(self, ts: int, counter: int, stream: str, fields: dict[str, str]) -> None:
+        heapq.heappush(self.heap, (ts, counter, stream, fields))
+        if stream == "orders:events":
+            oid = fields["order_id"]
+            self.left[oid] = self.left.get(oid, 0) + 1
+
+    def flush(self, before_ms: float) -> None:
+        heap = self.heap
+        while heap and heap[0][0] < before_ms:
+            ts, _, stream, fields = heapq.heappop(heap)
+            last_ms, seq = self.last[stream]
+            ms = max(ts, last_ms)
+            seq = seq + 1 if ms == last_ms else 0
+            self.last[stream] = (ms, seq)
+            entry_id = f"{ms}-{seq}"
+            self.files.line("streams/" + stream.replace(":", ".") + ".jsonl",
+                            {"id": entry_id, "fields": fields})  # fmt: skip
+            self.written[stream] += 1
+            if stream == "orders:events":
+                self._fold(entry_id, fields)
+
+    def _fold(self, entry_id: str, fields: dict[str, str]) -> None:
+        oid = fields["order_id"]
+        applied = apply_event(self.views.get(oid, {}), entry_id, fields)
+        if applied is not None:
+            self.views[oid] = applied
+        self.left[oid] -= 1
+        if not self.left[oid]:  # the order's last event: its view is final
+            del self.left[oid]
+            view = self.views.pop(oid, None)
+            if view is not None:
+                # as text: the bytes orjson returns keep its whole 4 KB buffer
+                self.readmodel[oid] = orjson.dumps({**view, "order_id": oid}).decode()
+
+
+class _Run:
+    """The history under construction: stream entries go through `_Streams`, the ledgers and
+    Temporal's view straight to their files. One `saga` call writes every side of one order."""
+
+    def __init__(self, seed: int, windows: list[tuple[float, float]], files: _Files) -> None:
         self.rng = random.Random(seed)
         self.windows = windows
         self.stock = {s: STOCK for s in SKUS} | {s: SCARCE_STOCK for s in SCARCE}
         self.available = dict(self.stock)
         self.sold = dict.fromkeys(self.stock, 0)
-        self.streams: dict[str, list[tuple[int, int, dict[str, str]]]] = {
-            name: [] for name in ("orders:events", "payments:ledger", "inventory:ledger")
-        }
-        self.streams["notifications:sent"] = []
-        self.temporal: list[dict[str, Any]] = []
+        self.files = files
+        self.streams = _Streams(files)
+        self.events = 0  # orders:events entries made so far
+        self.orders = 0
         self.counter = 0
         self.clock = 0.0
 
@@ -74,8 +155,9 @@ class _Run:
 
     def add(self, stream: str, ts: int, **fields: Any) -> None:
         fields["ts"] = ts
-        self.streams[stream].append((ts, self.counter, {k: str(v) for k, v in fields.items()}))
+        self.streams.push(ts, self.counter, stream, {k: str(v) for k, v in fields.items()})
         self.counter += 1
+        self.events += stream == "orders:events"
 
     def event(self, oid: str, kind: str, ts: int, **extra: Any) -> None:
         self.add("orders:events", ts, type=kind, order_id=oid, event_id=f"{oid}:{kind}", **extra)
@@ -131,14 +213,16 @@ class _Run:
                              order_id=oid, customer_id=body["customer_id"],
                              amount_cents=amount)  # fmt: skip
                     self.event(oid, "NotificationSent", ts, notification_id="ntf-" + suffix)
-        self.temporal.append(
+        self.orders += 1
+        self.files.line(
+            "temporal.jsonl",
             {
                 "workflow_id": oid,
                 "run_id": f"{rng.getrandbits(128):032x}",
                 "status": "COMPLETED",
                 "start_time": round(started - 0.004, 6),
                 "close_time": round(self.clock + 0.002, 6),
-            }
+            },
         )
 
     def move(self, items: list[dict], kind: str, oid: str, items_json: str, ts: int) -> None:
@@ -157,44 +241,62 @@ class _Run:
         self.event(oid, "InventoryReleased", ts, items=items_json)
 
 
-def generate(n_events: int, seed: int = 7) -> dict[str, Any]:
-    """Every part of the history, in memory: lists of JSON-ready records per file."""
+def generate(run_dir: Path, n_events: int, seed: int = 7) -> dict[str, int]:
+    """Write every part of the history into `run_dir`; how many events and orders it holds."""
     n_orders = max(1, int(n_events / 5.85))
     span = n_orders / RATE
     windows = [(T0 + 5 + f * span, T0 + 5 + f * span + d) for f, d, _, _ in FAULTS]
-    run = _Run(seed, windows)
+    files = _Files(run_dir)
+    for rel in [f"streams/{name.replace(':', '.')}.jsonl" for name in STREAMS] + [
+        "ledger/client-c1.jsonl", "ledger/client-c2.jsonl", "temporal.jsonl",
+    ]:  # fmt: skip
+        files.open(rel)  # every file, even one that stays empty
+    run = _Run(seed, windows, files)
     rng = run.rng
     keys = [f"{seed:x}-{rng.getrandbits(64):016x}-{i:07x}" for i in range(n_orders + 64)]
     order_ids = order_ids_for(keys)
-    ledgers: dict[str, list[dict[str, Any]]] = {"c1": [], "c2": []}
+    seqs = {"c1": 0, "c2": 0}  # per client: its ledger's last seq
     i, t = 0, T0 + 5.0
-    while len(run.streams["orders:events"]) < n_events:
-        key, oid = keys[i], order_ids[i]
-        i += 1
-        t += rng.expovariate(RATE)
-        items = [
-            {"sku": rng.choice(SKUS), "qty": rng.randint(1, 3)} for _ in range(rng.randint(1, 3))
-        ]
-        if rng.random() < SCARCE_ASK:
-            items[0] = {"sku": rng.choice(SCARCE), "qty": 1}
-        body = {
-            "customer_id": f"cus-{rng.randint(1, 99999):05d}",
-            "amount_cents": rng.randint(199, 250_000),
-            "currency": "EUR",
-            "items": len(items),
-        }
-        roll, led = rng.random(), ledgers["c1" if i % 2 else "c2"]
-        if roll < REFUSED:  # a definite refusal: nothing is written
-            led.append(_ledger(led, key, oid, body, 1, t, 422, "failed"))
-            continue
-        if roll < REFUSED + NO_ANSWER:  # the answer is lost but the order goes through
-            led.append(_ledger(led, key, oid, body, 1, t, None, "unknown", 5.0))
-        elif roll < REFUSED + NO_ANSWER + RETRY:  # a time-out, then a retry with the same key
-            led.append(_ledger(led, key, oid, body, 1, t, None, "unknown", 5.0))
-            led.append(_ledger(led, key, oid, body, 2, t + 5.2, 202, "ok"))
-        else:
-            led.append(_ledger(led, key, oid, body, 1, t, 202, "ok"))
-        run.saga(key, oid, body, items, t)
+    try:
+        while run.events < n_events:
+            key, oid = keys[i], order_ids[i]
+            i += 1
+            t += rng.expovariate(RATE)
+            run.streams.flush(int(t * 1000))  # every saga from here on writes at t or later
+            items = [
+                {"sku": rng.choice(SKUS), "qty": rng.randint(1, 3)}
+                for _ in range(rng.randint(1, 3))
+            ]
+            if rng.random() < SCARCE_ASK:
+                items[0] = {"sku": rng.choice(SCARCE), "qty": 1}
+            body = {
+                "customer_id": f"cus-{rng.randint(1, 99999):05d}",
+                "amount_cents": rng.randint(199, 250_000),
+                "currency": "EUR",
+                "items": len(items),
+            }
+            roll, client = rng.random(), "c1" if i % 2 else "c2"
+            # the client's requests: (attempt, sent at, HTTP status, outcome, latency)
+            sends: list[tuple[int, float, int | None, str, float]]
+            if roll < REFUSED:  # a definite refusal: nothing is written
+                sends = [(1, t, 422, "failed", 0.03)]
+            elif roll < REFUSED + NO_ANSWER:  # the answer is lost but the order goes through
+                sends = [(1, t, None, "unknown", 5.0)]
+            elif roll < REFUSED + NO_ANSWER + RETRY:  # a time-out, then a retry with the same key
+                sends = [(1, t, None, "unknown", 5.0), (2, t + 5.2, 202, "ok", 0.03)]
+            else:
+                sends = [(1, t, 202, "ok", 0.03)]
+            for attempt, sent, status, outcome, latency in sends:
+                seqs[client] += 1
+                record = _ledger(seqs[client], key, oid, body, attempt, sent, status, outcome,
+                                 latency)  # fmt: skip
+                files.line(f"ledger/client-{client}.jsonl", record)
+            if roll < REFUSED:
+                continue
+            run.saga(key, oid, body, items, t)
+        run.streams.flush(float("inf"))
+    finally:
+        files.close()
     load_end = t + 1.0
     faults: list[dict[str, Any]] = [
         {
@@ -208,9 +310,11 @@ def generate(n_events: int, seed: int = 7) -> dict[str, Any]:
         }
         for (a, b), (_, _, name, target) in zip(windows, FAULTS, strict=True)
     ]
-    streams = {name: _with_ids(entries) for name, entries in run.streams.items()}
-    views = rebuild((e["id"], e["fields"]) for e in streams["orders:events"])
-    readmodel = [{**v, "order_id": o} for o, v in sorted(views.items())]
+    hist = files.hist
+    readmodel = run.streams.readmodel
+    with (hist / "readmodel.jsonl").open("wb", buffering=1 << 20) as f:
+        for oid in sorted(readmodel):
+            f.write(readmodel[oid].encode() + b"\n")
     reserved = dict.fromkeys(run.stock, 0)
     inventory = {
         "seed": run.stock,
@@ -218,6 +322,8 @@ def generate(n_events: int, seed: int = 7) -> dict[str, Any]:
         "reserved": reserved,
         "sold": run.sold,
     }
+    (hist / "inventory.json").write_bytes(orjson.dumps(inventory))
+    (hist / "faults.jsonl").write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in faults))
     meta = {
         "run_id": f"bench-{n_events}-{seed}",
         "started_at": T0,
@@ -230,20 +336,13 @@ def generate(n_events: int, seed: int = 7) -> dict[str, Any]:
         "incomplete": False,
         "phases": [{"name": "load", "started_at": T0, "ended_at": load_end}],
     }
-    return {
-        "run": meta,
-        "streams": streams,
-        "ledgers": ledgers,
-        "temporal": run.temporal,
-        "inventory": inventory,
-        "readmodel": readmodel,
-        "faults": faults,
-    }
+    # run.json last: bench_verify takes a folder that has it as complete
+    (run_dir / "run.json").write_bytes(orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+    return {"events": run.streams.written["orders:events"], "orders": run.orders}
 
 
-def _ledger(led: list, key: str, oid: str, body: dict, attempt: int, sent: float,
+def _ledger(seq: int, key: str, oid: str, body: dict, attempt: int, sent: float,
             status: int | None, outcome: str, latency: float = 0.03) -> dict[str, Any]:  # fmt: skip
-    seq = len(led) + 1
     return {
         "seq": seq,
         "op_id": f"{key[:6]}-{seq}",
@@ -259,39 +358,6 @@ def _ledger(led: list, key: str, oid: str, body: dict, attempt: int, sent: float
     }
 
 
-def _with_ids(entries: list[tuple[int, int, dict[str, str]]]) -> list[dict[str, Any]]:
-    """Stream order and ids as Redis gives them: `<ms>-<seq>`, increasing."""
-    entries.sort(key=lambda e: (e[0], e[1]))
-    out = []
-    last_ms, seq = -1, 0
-    for ts, _, fields in entries:
-        ms = max(ts, last_ms)
-        seq = seq + 1 if ms == last_ms else 0
-        last_ms = ms
-        out.append({"id": f"{ms}-{seq}", "fields": fields})
-    return out
-
-
-def write_run(run_dir: Path, parts: dict[str, Any]) -> Path:
-    hist = run_dir / "history"
-    (hist / "streams").mkdir(parents=True, exist_ok=True)
-    (hist / "ledger").mkdir(parents=True, exist_ok=True)
-
-    def lines(path: Path, rows: list[Any]) -> None:
-        path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
-
-    (run_dir / "run.json").write_bytes(orjson.dumps(parts["run"], option=orjson.OPT_INDENT_2))
-    for name, rows in parts["streams"].items():
-        lines(hist / "streams" / (name.replace(":", ".") + ".jsonl"), rows)
-    for client, rows in parts["ledgers"].items():
-        lines(hist / "ledger" / f"client-{client}.jsonl", rows)
-    lines(hist / "temporal.jsonl", parts["temporal"])
-    (hist / "inventory.json").write_bytes(orjson.dumps(parts["inventory"]))
-    lines(hist / "readmodel.jsonl", parts["readmodel"])
-    lines(hist / "faults.jsonl", parts["faults"])
-    return run_dir
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -299,10 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    parts = generate(args.events, args.seed)
-    write_run(args.run_dir, parts)
-    n = len(parts["streams"]["orders:events"])
-    print(f"wrote {n:,} events ({len(parts['temporal']):,} orders) to {args.run_dir} "
+    wrote = generate(args.run_dir, args.events, args.seed)
+    print(f"wrote {wrote['events']:,} events ({wrote['orders']:,} orders) to {args.run_dir} "
           f"in {time.perf_counter() - started:.1f} s")  # fmt: skip
     return 0
 

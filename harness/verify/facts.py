@@ -23,7 +23,7 @@ import orjson
 import pandas as pd
 
 from harness.verify.frames import floats, object_frame
-from harness.verify.history import History
+from harness.verify.history import History, pick
 
 __all__ = [
     "COMPENSATION_OF",
@@ -109,17 +109,26 @@ def _universe(h: History) -> Universe:
         frame = getattr(h, part)
         if frame is not None:
             parts.append((part, frame[column].to_numpy(dtype=object)))
-    values = np.concatenate([v for _, v in parts]) if parts else np.zeros(0, dtype=object)
-    codes, ids = pd.factorize(values)
+    # As pd.factorize of all parts end to end (codes in order of first appearance, -1 for a
+    # missing id), without its table of every row: the first part's ids are looked up by index
+    # in each other part, and only the ids no part before named are coded anew.
     split: dict[str, np.ndarray] = {}
-    at = 0
+    known = np.zeros(0, dtype=object)
+    index = pd.Index(known, dtype=object)
     for part, v in parts:
-        split[part] = codes[at : at + len(v)].astype(np.int64)
-        at += len(v)
+        codes = index.get_indexer(v) if len(known) else np.full(len(v), -1, dtype=np.int64)
+        new = np.flatnonzero(codes < 0)
+        if len(new):
+            fresh, ids = pd.factorize(v[new])
+            coded = fresh >= 0
+            codes[new[coded]] = fresh[coded] + len(known)
+            if len(ids):
+                known = np.concatenate((known, np.asarray(ids, dtype=object)))
+                index = pd.Index(known, dtype=object)
+        split[part] = codes.astype(np.int64)
     events = split.get("events")
     n_events = int(events.max()) + 1 if events is not None and len(events) else 0
-    ids = np.asarray(ids, dtype=object)
-    return Universe(ids=ids, n_events=n_events, codes=split, index=pd.Index(ids, dtype=object))
+    return Universe(ids=known, n_events=n_events, codes=split, index=index)
 
 
 @dataclass(frozen=True)
@@ -177,8 +186,13 @@ def fields_at(
     types = h.events["type"].to_numpy(dtype=object)
     hit = np.flatnonzero(rows >= 0)
     hit = hit[types[rows[hit]] == event_type]
-    maps = h.raw["events"]
-    picked = [maps[r] for r in rows[hit].tolist()]
+    kept = h.kept.get(event_type)
+    if kept is not None and set(names) <= set(kept.columns):
+        at = np.searchsorted(kept.rows, rows[hit])  # every row of that type is kept
+        for name in names:
+            out[name][hit] = kept.columns[name][at]
+        return out
+    picked = pick(h.raw["events"], rows[hit])
     try:
         values = list(map(itemgetter(*names), picked))
         columns = list(zip(*values, strict=True)) if len(names) > 1 else [values]

@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "column",
     "core_frame",
     "floats",
     "integers",
     "inventory_frame",
     "jsonable",
     "no_gc",
+    "numbers",
     "object_frame",
     "records_frame",
     "stream_frame",
@@ -67,7 +69,7 @@ def _array(values: Sequence[Any]) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
-def _column(maps: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
+def column(maps: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
     """`key` of every map (None where absent)."""
     try:
         return _array(list(map(itemgetter(key), maps)))
@@ -92,18 +94,28 @@ def object_frame(data: Mapping[str, Any], index: pd.Index | None = None) -> pd.D
 
 def integers(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Integers when every value is one (or an integer string), floats with NaN otherwise."""
-    try:
-        return np.fromiter(map(int, values), dtype=np.int64, count=len(values))
-    except (TypeError, ValueError):
-        return floats(values)
+    return numbers(values, integer=True)[0]
 
 
 def floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Numbers (or numeric strings) as floats, NaN for None and for anything not a number."""
+    return numbers(values, integer=False)[0]
+
+
+def numbers(values: Sequence[Any] | np.ndarray, *, integer: bool) -> tuple[np.ndarray, bool]:
+    """`integers(values)` or `floats(values)`, and whether every value took the first way (int,
+    or float()). Only then do the numbers of a column read in slices, joined, equal those of
+    the whole column: otherwise its values decide together (see columns.PartColumns)."""
+    if integer:
+        try:
+            return np.fromiter(map(int, values), dtype=np.int64, count=len(values)), True
+        except (TypeError, ValueError):
+            return numbers(values, integer=False)[0], False
     try:
-        return np.asarray(values, dtype=float)
+        return np.asarray(values, dtype=float), True
     except (TypeError, ValueError):
-        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
+        coerced = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        return coerced.to_numpy(float), False
 
 
 def core_frame(
@@ -114,7 +126,7 @@ def core_frame(
     with no_gc():
         data: dict[str, Any] = {} if ids is None else {"id": _array(ids)}
         for key in keys:
-            data[key] = _column(maps, key)
+            data[key] = column(maps, key)
         return object_frame(data)
 
 

@@ -38,13 +38,17 @@ from harness.verify.frames import (
 
 __all__ = [
     "CORE_FIELDS",
+    "EVENT_FIELDS",
+    "NUMERIC_FIELDS",
     "PART_FILES",
     "STREAM_PARTS",
     "History",
+    "KeptEvents",
     "MissingPartError",
     "StreamEntries",
     "assemble_history",
     "build_history",
+    "derive_columns",
     "part_frame",
     "set_histories",
 ]
@@ -96,6 +100,15 @@ CORE_FIELDS = {
         "reason",
     ),
 }
+# Fields of a few event types the checks read (`facts.fields_at`, `History.typed`): a history
+# read from a run folder keeps them for the rows of that type only (None: every field), and
+# reads any other field of an event again from the file when asked for.
+EVENT_FIELDS: dict[str, tuple[str, ...] | None] = {
+    "OrderPlaced": ("customer_id", "amount_cents", "currency", "items", "idempotency_key"),
+    "OrderCancelled": ("reason",),
+    "PaymentCaptured": ("amount_cents", "payment_id"),
+    "PriceCorrected": None,
+}
 # Entries of these streams differ by this field: `wide()` gathers columns per value.
 _GROUP_FIELD = {"events": "type", "payments": "kind", "inventory_ledger": "kind"}
 # Fields the checks read as numbers: a part's frame has them as `_<name>` (ints for a stream's
@@ -109,10 +122,21 @@ _NUMERIC = {
     "temporal": ("start_time", "close_time"),
     "faults": ("started_at", "ended_at"),
 }
+NUMERIC_FIELDS = _NUMERIC
 _RECORD_PARTS = ("ledger", "temporal", "readmodel", "faults")
 
 # A stream as read: its entry ids and their field maps, in stream order.
 StreamEntries = tuple[Sequence[str], Sequence[Mapping[str, str]]]
+
+
+@dataclass(frozen=True)
+class KeptEvents:
+    """The `EVENT_FIELDS` of one event type: its row numbers in orders:events (increasing) and
+    per field its values there (None where absent); `maps` instead when every field is kept."""
+
+    rows: np.ndarray
+    columns: Mapping[str, np.ndarray] = field(default_factory=dict)
+    maps: Sequence[Mapping[str, Any]] | None = None
 
 
 class MissingPartError(Exception):
@@ -143,6 +167,7 @@ class History:
     # tests); read only by the checks that need them (harness/verify/histories.py).
     histories: Path | Sequence[Mapping[str, Any]] | None = None
     raw: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)  # part -> maps
+    kept: dict[str, KeptEvents] = field(default_factory=dict)  # event type -> its kept fields
     other_streams: dict[str, StreamEntries] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it could not be read
     notes: list[str] = field(default_factory=list)
@@ -182,9 +207,13 @@ class History:
     def _typed(self, event_type: str) -> pd.DataFrame:
         self.require("events")
         assert self.events is not None
-        rows = np.flatnonzero(self.events["type"].to_numpy(dtype=object) == event_type)
-        maps = self.raw["events"]
-        return records_frame([maps[i] for i in rows.tolist()]).set_axis(pd.Index(rows), axis=0)
+        kept = self.kept.get(event_type)
+        if kept is not None and kept.maps is not None:
+            rows, maps = kept.rows, kept.maps
+        else:
+            rows = np.flatnonzero(self.events["type"].to_numpy(dtype=object) == event_type)
+            maps = pick(self.raw["events"], rows)
+        return records_frame(maps).set_axis(pd.Index(rows), axis=0)
 
 
 def _numbered(frame: pd.DataFrame, part: str, keep: bool = True) -> pd.DataFrame:
@@ -208,9 +237,22 @@ def part_frame(
         if part == "faults":
             return _numbered(records_frame(maps), part)
         frame = _numbered(core_frame(maps, CORE_FIELDS[part], ids=ids), part, keep=False)
-        if part == "ledger":
-            frame["_order_id_for"] = pd.Series(_key_order_ids(frame), dtype=object)
+    return derive_columns(part, frame)
+
+
+def derive_columns(part: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns a part's frame has beyond its fields: for the ledger `_order_id_for`."""
+    if part == "ledger":
+        frame["_order_id_for"] = pd.Series(_key_order_ids(frame), dtype=object)
     return frame
+
+
+def pick(maps: Sequence[Mapping[str, Any]], rows: np.ndarray) -> list[Mapping[str, Any]]:
+    """The maps at `rows`: in one pass over the file for maps read again from disk."""
+    many = getattr(maps, "pick", None)
+    if many is not None:
+        return list(many(rows))
+    return [maps[i] for i in rows.tolist()]
 
 
 def _key_order_ids(ledger: pd.DataFrame) -> np.ndarray:
@@ -234,10 +276,12 @@ def assemble_history(
     missing: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
     run_dir: Path | None = None,
+    kept: Mapping[str, KeptEvents] | None = None,
 ) -> History:
     """A History from parts already built (`part -> (frame, maps as read)`). A part that is
     absent is missing: with the reason in `missing`, or "<file> is missing"."""
     h = History(source=source, run=dict(run or {}), run_dir=run_dir, missing=dict(missing or {}))
+    h.kept.update(kept or {})
     h.notes.extend(notes)
     h.other_streams.update(other_streams or {})
     for part, (frame, maps) in parts.items():

@@ -1,19 +1,23 @@
 """Read a run folder's snapshot (`history/`, docs/run-folder.md) into a History.
 
-Why a second process: parsing JSON lines is most of a verify's time (a million events is
-~2.3 million lines). orders:events is parsed here, and everything else (the ledgers, Temporal's
-view, the read model) at the same time in a forked worker, which hands back only the columns
-the checks read; the maps themselves are read again from the file on demand (`LineMaps`), for
-the few rows a counter-example quotes. On one core, or without fork, the same happens in turn.
+Why slices and a second process: a million events are ~2.3 million JSON lines, and holding
+them parsed would cost ~2.6 KB per event. Each part is read a slice at a time (`chunks.py`)
+into the few compact columns the checks read (`columns.py`), and the maps are dropped: they
+are read again from the file on demand (`LineMaps`), for the few rows a counter-example quotes;
+the event fields a check reads beyond the columns are kept for the rows that have them
+(`history.EVENT_FIELDS`). orders:events is read here, and everything else (the client ledger,
+the other streams, Temporal's view, the read model) at the same time in a forked worker, which
+hands back its columns packed: the two take about as long. On one core, or without fork, the same happens in turn.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import mmap
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -25,11 +29,14 @@ import pandas as pd
 from harness import keys
 from harness.runs import JsonLines, RunFolder, read_json_or_empty, read_jsonl
 from harness.settings import VerifySettings
-from harness.verify.frames import no_gc, object_frame
+from harness.verify.chunks import CHUNK_BYTES, read_chunks
+from harness.verify.columns import KeptFields, PartColumns, unpack_frame
+from harness.verify.frames import column, no_gc
 from harness.verify.history import (
     PART_FILES,
     STREAM_PARTS,
     History,
+    KeptEvents,
     StreamEntries,
     assemble_history,
     part_frame,
@@ -40,6 +47,7 @@ __all__ = ["LineMaps", "load_snapshot", "read_client_side"]
 
 _RECORDS = ("temporal", "readmodel")  # the parts that are JSON lines of records, not streams
 _Built = tuple[pd.DataFrame, Sequence[Mapping[str, Any]]]
+_Segment = tuple[Path, np.ndarray, np.ndarray, Mapping[str, Any]]
 
 
 class LineMaps(Sequence[Mapping[str, Any]]):
@@ -47,11 +55,7 @@ class LineMaps(Sequence[Mapping[str, Any]]):
     of the concatenation, as parsed (its `key` when given, e.g. a stream entry's "fields"),
     updated with its file's `extra` fields."""
 
-    def __init__(
-        self,
-        segments: Sequence[tuple[Path, np.ndarray, np.ndarray, Mapping[str, Any]]],
-        key: str | None = None,
-    ) -> None:
+    def __init__(self, segments: Sequence[_Segment], key: str | None = None) -> None:
         self._segments = list(segments)  # (path, line starts, line ends, extra fields)
         self._key = key
         self._firsts = np.cumsum([0] + [len(s[1]) for s in self._segments])
@@ -76,6 +80,23 @@ class LineMaps(Sequence[Mapping[str, Any]]):
             data = path.read_bytes()
             for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
                 yield self._shape(orjson.loads(data[a:b]), extra)
+
+    def pick(self, rows: np.ndarray | Sequence[int]) -> list[Mapping[str, Any]]:
+        """The maps at `rows` (in that order), each file opened once: what a check that reads
+        a field of many rows asks for."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(int(rows.min() if rows.min() < 0 else rows.max()))
+        out: list[Mapping[str, Any]] = [{}] * len(rows)
+        seg = np.searchsorted(self._firsts, rows, side="right") - 1
+        for s in np.unique(seg).tolist():
+            path, starts, ends, extra = self._segments[s]
+            at = np.flatnonzero(seg == s)
+            j = rows[at] - int(self._firsts[s])
+            with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                for k, a, b in zip(at.tolist(), starts[j].tolist(), ends[j].tolist(), strict=True):
+                    out[k] = self._shape(orjson.loads(m[a:b]), extra)
+        return out
 
     def _shape(self, value: Any, extra: Mapping[str, Any]) -> Mapping[str, Any]:
         out = value[self._key] if self._key else value
@@ -112,37 +133,52 @@ def read_client_side(run_dir: Path) -> dict[str, Any]:
     client ledger and the fault windows, as maps. A part that cannot be read is None, with why."""
     missing: dict[str, str] = {}
     notes: list[str] = []
-    run: dict[str, Any] = {}
     folder = RunFolder(run_dir)
-    if folder.run_json.exists():
-        try:
-            run = orjson.loads(folder.run_json.read_bytes())
-        except orjson.JSONDecodeError as err:
-            missing["run"] = f"{folder.RUN_JSON} is not valid JSON: {err}"
-    else:
-        missing["run"] = f"{folder.RUN_JSON} is missing"
+    run = _run_json(folder, missing)
     ledger: list[dict[str, Any]] | None = None
+    files = _ledger_files(folder, missing)
+    if files:
+        try:
+            ledger = _read_ledger(files, notes)
+        except ValueError as err:
+            missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
+    faults = _faults(folder, run, missing, notes)
+    return {"run": run, "ledger": ledger, "faults": faults, "missing": missing, "notes": notes}
+
+
+def _run_json(folder: RunFolder, missing: dict[str, str]) -> dict[str, Any]:
+    if not folder.run_json.exists():
+        missing["run"] = f"{folder.RUN_JSON} is missing"
+        return {}
+    try:
+        return dict(orjson.loads(folder.run_json.read_bytes()))
+    except orjson.JSONDecodeError as err:
+        missing["run"] = f"{folder.RUN_JSON} is not valid JSON: {err}"
+        return {}
+
+
+def _ledger_files(folder: RunFolder, missing: dict[str, str]) -> list[Path]:
     files = folder.client_ledgers()
     if not files:
         missing["ledger"] = (
             f"no client ledger ({folder.CLIENT_LEDGERS}): what clients were told is unknown"
         )
-    else:
-        try:
-            ledger = _read_ledger(files, notes)
-        except ValueError as err:
-            missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
-    faults: list[dict[str, Any]] | None = None
+    return files
+
+
+def _faults(
+    folder: RunFolder, run: Mapping[str, Any], missing: dict[str, str], notes: list[str]
+) -> list[dict[str, Any]] | None:
     if folder.faults.exists():
         try:
-            faults = _read(folder.faults, notes).records
+            return _read(folder.faults, notes).records
         except ValueError as err:
             missing["faults"] = f"{folder.FAULTS} could not be read: {err}"
-    elif _chaos_ran(folder, run):
+            return None
+    if _chaos_ran(folder, run):
         missing["faults"] = f"{folder.FAULTS} is missing although chaos experiments ran"
-    else:
-        faults = []  # no chaos ran: no fault windows, nothing to recover from
-    return {"run": run, "ledger": ledger, "faults": faults, "missing": missing, "notes": notes}
+        return None
+    return []  # no chaos ran: no fault windows, nothing to recover from
 
 
 def _read_ledger(files: list[Path], notes: list[str]) -> list[dict[str, Any]]:
@@ -173,12 +209,88 @@ def _explain_failed_export(run_dir: Path, missing: dict[str, str]) -> None:
             missing[part] = f"{PART_FILES[part]} is missing: the export failed ({error})"
 
 
-def _system_side(run_dir: Path, lazy: bool) -> dict[str, Any]:
-    """Every part the system wrote but orders:events, built into frames. With `lazy`, the maps
-    are not kept (they are read again from disk when quoted): what a worker process hands back."""
+# -- one part, a slice at a time ------------------------------------------------------------------
+
+# (path, the maps' extra fields) of each file of a part, in order
+_Files = Sequence[tuple[Path, Mapping[str, Any]]]
+
+
+def _stream_maps(records: list[dict[str, Any]]) -> tuple[list[Any], list[Any]]:
+    return list(map(itemgetter("id"), records)), list(map(itemgetter("fields"), records))
+
+
+def _read_part(
+    part: str,
+    files: _Files,
+    notes: list[str],
+    stream: bool,
+    kept: KeptFields | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> tuple[dict[str, Any], LineMaps]:
+    """One part's packed columns (`PartColumns.packed`) and its maps left on disk. Raises
+    ValueError for a corrupt line (before anything else wrong in the file, as `_read` would),
+    KeyError or TypeError for a stream entry without its id or fields."""
+    builder = PartColumns(part, ids=stream)
+    segments: list[_Segment] = []
+    for path, extra in files:
+        seen = JsonLines(path)
+        starts: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
+        error: Exception | None = None
+        for chunk in read_chunks(path, seen, chunk_bytes):
+            if error is not None or seen.corrupt:
+                continue  # the file cannot be read: only its corrupt lines are still counted
+            try:
+                with no_gc():
+                    _add(builder, chunk.records, stream, kept)
+            except (KeyError, TypeError) as err:
+                error = err
+            starts.append(chunk.starts)
+            ends.append(chunk.ends)
+        if seen.corrupt:
+            raise ValueError(seen.corrupt_note())
+        notes.extend(seen.notes())
+        if error is not None:
+            raise error
+        segments.append((path, _joined(starts), _joined(ends), extra))
+    packed = builder.packed(lambda field: _reread(files, field, stream, chunk_bytes))
+    return packed, LineMaps(segments, key="fields" if stream else None)
+
+
+def _add(
+    builder: PartColumns, records: list[dict[str, Any]], stream: bool, kept: KeptFields | None
+) -> None:
+    if not stream:
+        builder.add(records)
+        return
+    ids, maps = _stream_maps(records)
+    if kept is not None:
+        kept.add(builder.rows, column(maps, "type"), maps)
+    builder.add(maps, ids)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=np.int64)
+
+
+def _reread(files: _Files, field: str, stream: bool, chunk_bytes: int) -> np.ndarray:
+    """One field over every record of a part's files, read again (`PartColumns.packed`)."""
+    values: list[np.ndarray] = []
+    for path, _ in files:
+        for chunk in read_chunks(path, JsonLines(path), chunk_bytes):
+            maps = _stream_maps(chunk.records)[1] if stream else chunk.records
+            values.append(column(maps, field))
+    return np.concatenate(values) if values else np.zeros(0, dtype=object)
+
+
+def _system_side(run_dir: Path) -> dict[str, Any]:
+    """Every part the system wrote but orders:events, and the client ledger, as packed columns
+    and maps left on disk: what the worker process hands back (`load_snapshot` unpacks them).
+    The ledger is read here, not beside orders:events, so the two processes take about as long."""
+    ledger = _ledger(run_dir)
     missing: dict[str, str] = {}
     notes: list[str] = []
-    parts: dict[str, _Built] = {}
+    parts: dict[str, tuple[dict[str, Any], LineMaps]] = {}
     others: dict[str, StreamEntries] = {}
     folder = RunFolder(run_dir)
     for name, path in folder.streams():
@@ -186,15 +298,13 @@ def _system_side(run_dir: Path, lazy: bool) -> dict[str, Any]:
             continue
         part = STREAM_PARTS.get(name)
         try:
-            ids, maps, lines = _read_stream(path, notes)
+            if part is None:
+                ids, maps, _ = _read_stream(path, notes)
+                others[name] = (ids, maps)
+            else:
+                parts[part] = _read_part(part, [(path, {})], notes, stream=True)
         except (ValueError, KeyError, TypeError) as err:
             missing[part or name] = f"{folder.stream_rel(name)} could not be read: {err}"
-            continue
-        if part is None:
-            others[name] = (ids, maps)
-            continue
-        keep = LineMaps([(path, *lines.spans(), {})], key="fields") if lazy else maps
-        parts[part] = (part_frame(part, maps, ids=ids), keep)
     _explain_failed_export(run_dir, missing)
     for part in _RECORDS:
         path = folder / PART_FILES[part]
@@ -202,12 +312,9 @@ def _system_side(run_dir: Path, lazy: bool) -> dict[str, Any]:
             missing.setdefault(part, f"{PART_FILES[part]} is missing")
             continue
         try:
-            lines = _read(path, notes, spans=True)
+            parts[part] = _read_part(part, [(path, {})], notes, stream=False)
         except ValueError as err:
             missing[part] = f"{PART_FILES[part]} could not be read: {err}"
-            continue
-        keep = LineMaps([(path, *lines.spans(), {})]) if lazy else lines.records
-        parts[part] = (part_frame(part, lines.records), keep)
     inventory = None
     path = folder.inventory
     if path.exists():
@@ -216,6 +323,7 @@ def _system_side(run_dir: Path, lazy: bool) -> dict[str, Any]:
         except orjson.JSONDecodeError as err:
             missing["inventory"] = f"{PART_FILES['inventory']} could not be read: {err}"
     return {
+        "ledger": ledger,
         "parts": parts,
         "others": others,
         "inventory": inventory,
@@ -224,65 +332,58 @@ def _system_side(run_dir: Path, lazy: bool) -> dict[str, Any]:
     }
 
 
-def _pack(frame: pd.DataFrame) -> dict[str, Any]:
-    """A frame ready to cross to the parent process cheaply: each object column whose values
-    repeat (a kind, an outcome, the order id of several ledger entries) as integer codes and
-    its distinct values, so each distinct string is pickled once."""
-    columns: dict[str, Any] = {}
-    for name in frame.columns:
-        values = frame[name].to_numpy()
-        if values.dtype == object and len(values):
-            try:
-                codes, uniques = pd.factorize(values)
-            except TypeError:  # unhashable values (a fault's evidence): send them as they are
-                codes, uniques = None, values
-            if codes is not None and len(uniques) < 0.8 * len(values):
-                columns[name] = ("codes", codes.astype(np.int32), np.asarray(uniques, dtype=object))
-                continue
-        columns[name] = ("values", values)
-    return {"columns": columns, "index": frame.index}
-
-
-def _unpack(packed: dict[str, Any]) -> pd.DataFrame:
-    data: dict[str, Any] = {}
-    for name, (how, *payload) in packed["columns"].items():
-        if how == "codes":
-            codes, uniques = payload
-            table = np.empty(len(uniques) + 1, dtype=object)
-            table[:-1] = uniques
-            data[name] = table[codes]  # code -1 (a missing value) -> the last slot: None
-        else:
-            data[name] = payload[0]
-    return object_frame(data, index=packed["index"])
-
-
-def _packed_system_side(run_dir: Path) -> dict[str, Any]:
-    """`_system_side` as a worker process returns it: frames packed, maps left on disk."""
-    side = _system_side(run_dir, True)
-    side["parts"] = {p: (_pack(f), m) for p, (f, m) in side["parts"].items()}
-    return side
-
-
-def _events(run_dir: Path) -> tuple[_Built | None, str | None, list[str]]:
+def _events(
+    run_dir: Path, order_ids: dict[Any, Any]
+) -> tuple[_Built | None, dict[str, KeptEvents], str | None, list[str]]:
+    """orders:events: its frame, its maps left on disk, and the fields the checks read of a few
+    event types (`history.EVENT_FIELDS`)."""
     path = RunFolder(run_dir).stream(keys.EVENTS)
     notes: list[str] = []
     if not path.exists():
-        return None, None, notes
+        return None, {}, None, notes
+    kept = KeptFields()
     try:
-        ids, maps, _ = _read_stream(path, notes, spans=False)
+        packed, maps = _read_part("events", [(path, {})], notes, stream=True, kept=kept)
     except (ValueError, KeyError, TypeError) as err:
-        return None, f"{PART_FILES['events']} could not be read: {err}", notes
-    return (part_frame("events", maps, ids=ids), maps), None, notes
+        return None, {}, f"{PART_FILES['events']} could not be read: {err}", notes
+    return (unpack_frame(packed, order_ids), maps), kept.kept(), None, notes
 
 
-def _client_parts(run_dir: Path) -> dict[str, Any]:
-    """run.json, and the client ledger and fault windows as parts (read in this process)."""
-    side = read_client_side(run_dir)
+def _ledger(run_dir: Path) -> dict[str, Any]:
+    """The client ledger a slice at a time, each line with the `client` its file names: packed
+    columns and maps left on disk (None when it cannot be read, with why in `missing`)."""
+    missing: dict[str, str] = {}
+    notes: list[str] = []
+    folder = RunFolder(run_dir)
+    built: tuple[dict[str, Any], LineMaps] | None = None
+    files = _ledger_files(folder, missing)
+    if files:
+        named = [(path, {"client": RunFolder.ledger_name(path)}) for path in files]
+        try:
+            built = _read_part("ledger", named, notes, stream=False)
+        except ValueError as err:
+            missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
+    return {"built": built, "missing": missing, "notes": notes}
+
+
+def _client_parts(
+    run_dir: Path, ledger: Mapping[str, Any], order_ids: dict[Any, Any]
+) -> dict[str, Any]:
+    """run.json, the client ledger (as `_ledger` read it) and the fault windows as parts."""
+    missing: dict[str, str] = {}
+    notes: list[str] = []
+    folder = RunFolder(run_dir)
+    run = _run_json(folder, missing)
     parts: dict[str, _Built] = {}
-    for part in ("ledger", "faults"):
-        if side[part] is not None:
-            parts[part] = (part_frame(part, side[part]), side[part])
-    return {"run": side["run"], "parts": parts, "missing": side["missing"], "notes": side["notes"]}
+    missing.update(ledger["missing"])
+    notes.extend(ledger["notes"])
+    if ledger["built"] is not None:
+        packed, maps = ledger["built"]
+        parts["ledger"] = (unpack_frame(packed, order_ids), maps)
+    faults = _faults(folder, run, missing, notes)
+    if faults is not None:
+        parts["faults"] = (part_frame("faults", faults), faults)
+    return {"run": run, "parts": parts, "missing": missing, "notes": notes}
 
 
 def _workers(workers: int | None) -> int:
@@ -302,28 +403,41 @@ def _gevent_patched() -> bool:
     return bool(monkey and monkey.is_module_patched("threading"))
 
 
+def _in_worker(run_dir: Path, here: Callable[[], None]) -> dict[str, Any] | None:
+    """`_system_side(run_dir)` from a forked worker while `here()` runs in this process; None
+    when no worker could be started."""
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+            future = pool.submit(_system_side, run_dir)
+            here()
+            return future.result()
+    except (OSError, concurrent.futures.process.BrokenProcessPool):
+        return None
+
+
 def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History:
     """Read a run folder's `history/` into a History. With two workers (the default where fork
-    is safe, see `_workers`), orders:events and the client ledger are parsed here while a
-    forked worker reads the rest; with one, everything is read in this process."""
+    is safe, see `_workers`), orders:events is read here while a forked worker reads the rest;
+    with one, everything is read in this process."""
     run_dir = Path(run_dir)
-    side: dict[str, Any] | None = None
-    if _workers(workers) > 1:
-        try:
-            ctx = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                future = pool.submit(_packed_system_side, run_dir)
-                events, events_error, event_notes = _events(run_dir)
-                client = _client_parts(run_dir)
-                side = future.result()
-            side["parts"] = {p: (_unpack(f), m) for p, (f, m) in side["parts"].items()}
-        except (OSError, concurrent.futures.process.BrokenProcessPool):
-            side = None  # no worker after all: read the rest here
-    if side is None:
-        events, events_error, event_notes = _events(run_dir)
-        client = _client_parts(run_dir)
-        side = _system_side(run_dir, False)
-    parts = {**client["parts"], **side["parts"]}
+    got: dict[str, Any] = {}
+    order_ids: dict[Any, Any] = {}  # one text per order id, shared by every part
+
+    def here() -> None:
+        got["events"] = _events(run_dir, order_ids)
+
+    side = _in_worker(run_dir, here) if _workers(workers) > 1 else None
+    if side is None:  # one process, or no worker after all: read the rest here
+        if "events" not in got:
+            here()
+        side = _system_side(run_dir)
+    events, kept, events_error, event_notes = got["events"]
+    client = _client_parts(run_dir, side["ledger"], order_ids)
+    built = {
+        p: (unpack_frame(packed, order_ids), maps) for p, (packed, maps) in side["parts"].items()
+    }
+    parts = {**client["parts"], **built}
     missing = {**client["missing"], **side["missing"]}
     if events is not None:
         parts["events"] = events
@@ -338,6 +452,7 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
         missing=missing,
         notes=[*event_notes, *client["notes"], *side["notes"]],
         run_dir=run_dir,
+        kept=kept,
     )
     set_histories(h, run_dir / PART_FILES["histories"])
     if "histories" in missing:  # the export recorded why it could not write them

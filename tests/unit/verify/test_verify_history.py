@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import ConfigError
 from harness.runs import read_jsonl
-from harness.verify import verify_history, verify_run
+from harness.verify import reader, verify_history, verify_run
 from harness.verify.facts import sku_totals
 from harness.verify.frames import records_frame, stream_frame
 from harness.verify.reader import LineMaps, load_snapshot
@@ -210,7 +210,12 @@ def test_the_number_of_reader_processes_comes_from_the_environment(
 ) -> None:
     run_dir = _run().write(tmp_path / "run")
     monkeypatch.setenv("SAGAQUAKE_VERIFY_WORKERS", "1")
-    assert load_snapshot(run_dir).raw["payments"].__class__ is list  # read here, maps kept
+
+    def no_worker(*_: object) -> None:
+        raise AssertionError("a reader process was started")
+
+    monkeypatch.setattr(reader, "_in_worker", no_worker)
+    assert load_snapshot(run_dir).payments is not None  # read here
     monkeypatch.setenv("SAGAQUAKE_VERIFY_WORKERS", "many")
     with pytest.raises(ConfigError) as err:
         load_snapshot(run_dir)
