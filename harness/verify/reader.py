@@ -151,10 +151,14 @@ def _run_json(folder: RunFolder, missing: dict[str, str]) -> dict[str, Any]:
         missing["run"] = f"{folder.RUN_JSON} is missing"
         return {}
     try:
-        return dict(orjson.loads(folder.run_json.read_bytes()))
+        run = orjson.loads(folder.run_json.read_bytes())
     except orjson.JSONDecodeError as err:
         missing["run"] = f"{folder.RUN_JSON} is not valid JSON: {err}"
         return {}
+    if not isinstance(run, dict):
+        missing["run"] = f"{folder.RUN_JSON} is not a JSON object"
+        return {}
+    return run
 
 
 def _ledger_files(folder: RunFolder, missing: dict[str, str]) -> list[Path]:

@@ -136,3 +136,11 @@ def test_an_incomplete_run_is_marked() -> None:
     verdict = verify_history(b.history())
     assert verdict.incomplete is True
     assert verdict.ok is True
+
+
+def test_a_run_json_that_is_not_an_object_is_missing_not_a_crash(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text("[1, 2]")
+    (tmp_path / "history").mkdir()
+    verdict = verify_run(tmp_path)
+    assert verdict.ok == "unknown"
+    assert "run.json is not a JSON object" in orjson.dumps(verdict.to_dict()).decode()
