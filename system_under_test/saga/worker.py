@@ -156,7 +156,11 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
 
 def main() -> None:
     cfg = settings()
-    setup_logging("saga-worker", cfg.log_level, transient=TRANSIENT_FAILURES)
+    # A cancelled activity is one line too: a local attempt cut at the saga's LOCAL_BUDGET (a hung
+    # service) or the worker shutting down, neither a bug.
+    setup_logging(
+        "saga-worker", cfg.log_level, transient=(*TRANSIENT_FAILURES, asyncio.CancelledError)
+    )
 
     async def _main() -> None:
         stop = asyncio.Event()
