@@ -36,6 +36,7 @@ __all__ = ["kill_mid_request", "lose_consumer", "run_slice_ms"]
 
 REFREEZE_S = 2.0  # frozen this long with no work in reach: let it run a moment, freeze again
 THAW_S = 0.05
+CONSUMER_REFREEZE_S = 0.05  # a stream consumer: no blocking read outstanding, try again
 MIN_SLICE_MS = 0.1
 STEP_MS = 0.2
 KILL_MODES = ("held", "taken", "slice")
@@ -164,7 +165,15 @@ def _freeze_holding_work(
     deadline = time.monotonic() + wait_work
     while True:
         paused = platform.pause(service, None)
-        cycle_end = min(deadline, time.monotonic() + REFREEZE_S)
+        # A stream consumer gets entries while frozen only when it was frozen inside a blocking
+        # read; one that lingers between reads (batching) holds them only while it applies a
+        # batch. So a consumer with nothing in hand is thawed and frozen again at once, sampling
+        # its cycle many times a second, where a server's kernel queue is given time to fill.
+        held = platform.held_work(service)
+        consumer = bool(held) and all("pending_entries" in work for work in held.values())
+        cycle_end = min(
+            deadline, time.monotonic() + (CONSUMER_REFREEZE_S if consumer else REFREEZE_S)
+        )
         while True:
             held = platform.held_work(service)
             busy = {
