@@ -43,6 +43,7 @@ __all__ = [
     "existing_run_folder",
     "iter_jsonl",
     "new_run_dir",
+    "parse_lines",
     "read_json",
     "read_json_or_empty",
     "read_jsonl",
@@ -312,7 +313,7 @@ def _object(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _parse(
+def parse_lines(
     lines: list[bytes], open_last: bool
 ) -> tuple[list[Any], list[int] | None, bytes, list[int]]:
     """Records of `lines`, the indexes they came from (None: every non-empty line), the torn
@@ -348,7 +349,7 @@ def read_jsonl(path: Path | str, *, spans: bool = False) -> JsonLines:
     except FileNotFoundError:
         return JsonLines(path)
     lines = data.split(b"\n")  # the last item is the unterminated rest: b"" after a newline
-    records, kept, torn, corrupt = _parse(lines, open_last=True)
+    records, kept, torn, corrupt = parse_lines(lines, open_last=True)
     out = JsonLines(path, records, torn=int(bool(torn)), torn_line=torn, corrupt=corrupt)
     if spans:
         import numpy as np
@@ -396,7 +397,7 @@ class JsonLinesTail:
             return []
         end = chunk.rfind(b"\n") + 1  # only whole lines; a line being written waits
         self._offsets[path] = offset + end
-        records, _, _, corrupt = _parse(chunk[:end].split(b"\n"), open_last=False)
+        records, _, _, corrupt = parse_lines(chunk[:end].split(b"\n"), open_last=False)
         self.corrupt += len(corrupt)
         return records
 

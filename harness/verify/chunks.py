@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
-from harness.runs import JsonLines
+from harness.runs import JsonLines, parse_lines
 
 __all__ = ["CHUNK_BYTES", "Chunk", "read_chunks"]
 
@@ -73,33 +72,9 @@ def _chunk(
     lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
     starts = offset + np.cumsum(lengths + 1) - (lengths + 1)
     ends = starts + lengths
-    try:  # the fast path (no per-line Python): every non-blank line is a JSON object
-        kept = lengths > 0
-        records = list(map(orjson.loads, [x for x in lines if x]))
-        if set(map(type, records)) <= {dict}:
-            return Chunk(records, starts[kept], ends[kept])
-    except orjson.JSONDecodeError:
-        pass
-    records, at = [], []
-    last = len(lines) - 1
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        value = _object(raw)
-        if value is not None:
-            records.append(value)
-            at.append(i)
-        elif i == last and open_last:
-            seen.torn, seen.torn_line = 1, raw
-        else:
-            seen.corrupt.append(line_no + i + 1)
-    index = np.asarray(at, dtype=np.int64)
+    records, kept, torn, corrupt = parse_lines(lines, open_last)
+    if torn:
+        seen.torn, seen.torn_line = 1, torn
+    seen.corrupt.extend(line_no + n for n in corrupt)
+    index = lengths > 0 if kept is None else np.asarray(kept, dtype=np.int64)
     return Chunk(records, starts[index], ends[index])
-
-
-def _object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
