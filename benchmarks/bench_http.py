@@ -49,8 +49,15 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common
-from benchmarks.bench_verify import start_redis
-from benchmarks.common import Bench, console, headline, median, print_table, stop_process
+from benchmarks.common import (
+    Bench,
+    console,
+    headline,
+    median,
+    print_table,
+    start_redis,
+    stop_process,
+)
 from harness.settings import free_port
 from system_under_test.saga.activities import http_session
 

@@ -87,33 +87,6 @@ async def _child(url: str, code: str, events: int) -> dict[str, Any]:
 # -- the parent: a redis-server, the stream, the runs --------------------------------------------
 
 
-def _start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    import redis
-
-    from harness.settings import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server", "--port", str(port),
-            "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--appendonly", "no",
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"redis-server exited with code {proc.returncode} on port {port}")
-        try:
-            if redis.Redis.from_url(url, socket_timeout=1).ping():
-                return proc, url
-        except redis.RedisError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"redis-server did not answer on port {port} within 30 s")
-
-
 def _saga_events(i: int, rng: random.Random) -> list[tuple[str, dict[str, Any]]]:
     """One order's events as the saga's activities append them (system_under_test/saga)."""
     items = json.dumps([{"sku": f"sku-{rng.randrange(50):03d}", "qty": rng.randint(1, 3)}])
@@ -269,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from benchmarks import common
-    from benchmarks.common import Bench, headline, print_table, stop_process
+    from benchmarks.common import Bench, headline, print_table, start_redis, stop_process
 
     common.add_common_args(parser)
     parser.add_argument("--mode", choices=("drain", "live"), default="drain")
@@ -297,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.settings = {**vars(args), "out": str(args.out), "repeat": repeat, "trees": trees}
 
     folder = Path(tempfile.mkdtemp(prefix="bench-projection-"))
-    proc, url = _start_redis(folder)
+    proc, url = start_redis(folder)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
     try:
         events = 0

@@ -58,9 +58,9 @@ from benchmarks.common import (
     headline,
     median,
     print_table,
+    start_redis,
     stop_process,
 )
-from harness.settings import free_port
 from harness.verify import verify_history
 from harness.verify.frames import no_gc
 from harness.verify.reader import load_snapshot
@@ -245,30 +245,6 @@ def _measure(kind: str, target: str, workers: int | None) -> dict[str, Any]:
 
 
 # -- a real redis-server holding the same entries ------------------------------------------------
-
-
-def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server", "--port", str(port),
-            "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--appendonly", "no",
-            "--daemonize", "no",
-        ],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"redis-server exited with code {proc.returncode} on port {port}")
-        try:
-            if redis.Redis.from_url(url, socket_timeout=1).ping():
-                return proc, url
-        except redis.RedisError:
-            time.sleep(0.1)
-    stop_process(proc)
-    raise SystemExit(f"redis-server did not answer on port {port} within 30 s")
 
 
 def load_into_redis(url: str, run_dir: Path, batch: int = 5000) -> dict[str, Any]:

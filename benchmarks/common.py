@@ -49,6 +49,7 @@ __all__ = [
     "print_table",
     "quiet_check",
     "shielded",
+    "start_redis",
     "stop_process",
     "write_json",
 ]
@@ -307,3 +308,33 @@ def stop_process(proc: subprocess.Popen[Any] | None, grace_s: float = 10.0) -> N
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         proc.wait(timeout=grace_s)
+
+
+def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A throw-away redis-server on a free port (no persistence, files in `folder`), once it
+    answers PING; its process and URL."""
+    import redis
+
+    from harness.settings import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            shutil.which("redis-server") or "redis-server", "--port", str(port),
+            "--bind", "127.0.0.1", "--dir", str(folder), "--save", "", "--appendonly", "no",
+            "--daemonize", "no",
+        ],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"redis-server exited with code {proc.returncode} on port {port}")
+        try:
+            if redis.Redis.from_url(url, socket_timeout=1).ping():
+                return proc, url
+        except redis.RedisError:
+            time.sleep(0.1)
+    stop_process(proc)
+    raise SystemExit(f"redis-server did not answer on port {port} within 30 s")
