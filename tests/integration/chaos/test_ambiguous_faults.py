@@ -144,10 +144,13 @@ def test_a_kill_mid_request_of_the_projection_leaves_entries_to_reclaim(stack, c
     run_dir = Path(chaos_run["sagaquake_run_dir"])
     load = BackgroundLoad(stack.endpoints, run_dir, rate=4)
     load.start()
-    try:  # three kills, one of each mode (production seconds at the fixture's compression)
-        every = 10 * float(chaos_run["sagaquake_compress"])  # room for a slow restart
+    # three kills, one of each mode (production seconds at the fixture's compression): the
+    # window ends after the third, and 15 s apart leaves room for a slow catch (a lingering
+    # consumer took 11 s to be caught holding entries on a loaded CI machine) and restart
+    every = 15 * float(chaos_run["sagaquake_compress"])
+    try:
         window = midrequest.kill_mid_request(
-            "projection", every_s=every, for_s=2.5 * every, wait_inflight_s=20, wait_s=60,
+            "projection", every_s=every, for_s=3 * every, wait_inflight_s=20, wait_s=60,
             configuration=chaos_run,
         )  # fmt: skip
     finally:
