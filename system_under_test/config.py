@@ -60,6 +60,13 @@ class Settings:
     worker_concurrency: int = field(
         default_factory=lambda: int(_env("SAGAQUAKE_WORKER_CONCURRENCY", "100"))
     )
+    # How many steps per second the whole task queue hands to workers while sagas wait out a
+    # failing dependency (regular activities; Temporal's server-side limit, 0 = none): a payment
+    # service coming back is not hit by every waiting saga at once, and new orders keep their
+    # share of the machine meanwhile (docs/system.md#waiting-out-a-failing-step).
+    waiting_steps_per_s: float = field(
+        default_factory=lambda: float(_env("SAGAQUAKE_WAITING_STEPS_PER_S", "8"))
+    )
     log_level: str = field(default_factory=lambda: _env("SAGAQUAKE_LOG_LEVEL", "INFO"))
     # The projection takes over entries another consumer has left pending this long (and looks
     # for them this often): how late the read model catches up after a consumer is lost.

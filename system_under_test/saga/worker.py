@@ -136,6 +136,8 @@ async def run_worker(cfg: Settings, stop: asyncio.Event) -> None:
             max_concurrent_activities=cfg.worker_concurrency,
             max_concurrent_local_activities=cfg.worker_concurrency,
             max_concurrent_workflow_tasks=cfg.worker_concurrency,
+            # only the steps that wait are regular activities: this paces them, not the sagas
+            max_task_queue_activities_per_second=cfg.waiting_steps_per_s or None,
             graceful_shutdown_timeout=timedelta(seconds=5),
             identity=identity(cfg),
             patch_activation_callback=activate,

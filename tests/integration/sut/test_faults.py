@@ -10,9 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+from typing import NamedTuple
 
 import pytest
 import redis.exceptions
+from temporalio.api.enums.v1 import RateLimitSource, TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from harness.chaos.observe import group_backlog
@@ -22,6 +26,11 @@ from system_under_test.streams import connect
 from tests.integration.orders import HAPPY, client, key_where, order_body, place, wait_terminal
 
 pytestmark = pytest.mark.integration
+
+
+class TaskQueueConfigView(NamedTuple):
+    requests_per_second: float
+    source: int
 
 
 def captures(stack, order_ids: list[str]) -> dict[str, int]:
@@ -94,6 +103,30 @@ def test_sagas_waiting_for_payment_hold_no_worker_slot_so_new_orders_are_placed(
     for order_id in ids:
         assert wait_terminal(stack.endpoints, order_id, 120) == HAPPY
     assert set(captures(stack, ids).values()) == {1}
+
+
+def test_the_task_queue_paces_waiting_steps_at_the_workers_setting(stack) -> None:
+    """Only the steps that wait are regular activities, and the workers ask the server to hand
+    them out at SAGAQUAKE_WAITING_STEPS_PER_S across the task queue (the default here): a
+    payment-service coming back meets a steady rate, not every waiting saga at once."""
+
+    async def describe() -> TaskQueueConfigView:
+        temporal = await Client.connect(stack.endpoints.temporal_address)
+        got = await temporal.workflow_service.describe_task_queue(
+            DescribeTaskQueueRequest(
+                namespace=temporal.namespace,
+                task_queue=TaskQueue(name=settings().task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
+                report_config=True,
+            )
+        )
+        limit = got.effective_rate_limit
+        return TaskQueueConfigView(limit.requests_per_second, limit.rate_limit_source)
+
+    view = asyncio.run(describe())
+    assert view == TaskQueueConfigView(
+        settings().waiting_steps_per_s, RateLimitSource.RATE_LIMIT_SOURCE_WORKER
+    ), view
 
 
 def test_orders_wait_out_a_hung_payment_and_each_is_charged_once(stack) -> None:
