@@ -4,7 +4,10 @@ Why: the maps of a million events take ~1 KB each, the columns the checks read a
 bytes, if each repeated text is held once. So a part is read in slices (`chunks.py`), the
 `CORE_FIELDS` of each slice are pulled out, and its maps dropped. A column whose values repeat
 (an event type, an order id, a ledger kind) is held as integer codes into its distinct texts;
-a column of values that are each new (a stream id, an event id) as they are. The frame is the
+a column of values that are each new (a stream id, an event id) as they are, but while it is
+being read (and when it crosses processes) as ASCII bytes in one numpy array per slice
+(`Texts`, ~16-47 bytes a value instead of a ~70-100 byte str object, and no small objects left
+between the freed maps of a slice). The frame is the
 one `history.part_frame` builds from all the maps at once, value for value: texts are only
 shared when they are equal texts; a number column whose slices did not all convert the same
 way is converted again from the whole column. Packed (codes and distinct texts), a frame
@@ -21,12 +24,14 @@ import pandas as pd
 
 from harness.verify.frames import column, numbers, object_frame
 from harness.verify.history import (
+    COMPACT_TEXTS,
     CORE_FIELDS,
     EVENT_FIELDS,
     NUMERIC_FIELDS,
     KeptEvents,
     derive_columns,
 )
+from harness.verify.texts import Texts
 
 __all__ = [
     "ORDER_COLUMNS",
@@ -35,6 +40,7 @@ __all__ = [
     "PartColumns",
     "unpack",
     "unpack_frame",
+    "unpack_part",
 ]
 
 _SHARED = 0.5  # a column is coded when its first slice has at most this share of distinct values
@@ -53,12 +59,14 @@ ORDER_COLUMNS = {
 
 class ObjectColumn:
     """One object column, a slice at a time: codes into its distinct texts while its values
-    repeat and are texts (or None), else the values as they are."""
+    repeat and are texts (or None), else the values as they are (as `Texts` while they can
+    be)."""
 
     def __init__(self, coded: bool = False) -> None:
         self._codes: list[np.ndarray] | None = []
         self._table: dict[str, int] = {}
-        self._values: list[np.ndarray] = []
+        self._values: list[np.ndarray | Texts] = []
+        self._texts = True  # every slice of values so far is held as Texts
         self._decided = coded  # `coded`: codes whatever the share of distinct values
 
     def add(self, values: np.ndarray) -> None:
@@ -68,7 +76,9 @@ class ObjectColumn:
                 self._codes.append(codes)
                 return
             self._to_values()
-        self._values.append(values)
+        texts = Texts.of(values) if self._texts else None
+        self._texts = texts is not None
+        self._values.append(values if texts is None else texts)
 
     def _code(self, values: np.ndarray) -> np.ndarray | None:
         """`values` as codes into the table, or None when they cannot be (not all texts)."""
@@ -97,14 +107,24 @@ class ObjectColumn:
         """From codes to values, for the rest of the column."""
         if self._codes:
             self._values.append(_decode(np.concatenate(self._codes), list(self._table)))
+            self._texts = False
         self._codes = None
 
     def packed(self) -> tuple[Any, ...]:
-        """("codes", int32 codes, distinct texts) or ("values", object array), as `unpack` reads."""
+        """("codes", int32 codes, distinct texts), ("texts", `Texts`) or ("values", object
+        array), as `unpack` reads."""
         if self._codes is not None:
             codes = np.concatenate(self._codes) if self._codes else np.zeros(0, np.int32)
             return ("codes", codes, np.asarray(list(self._table) or [], dtype=object))
-        return ("values", _concat(self._values))
+        if self._values and self._texts:
+            texts = Texts.joined(self._values)  # type: ignore[arg-type]
+            if texts.compact():
+                return ("texts", texts)
+        return ("values", _concat([_objects(v) for v in self._values]))
+
+
+def _objects(values: np.ndarray | Texts) -> np.ndarray:
+    return values.at() if isinstance(values, Texts) else values
 
 
 def _decode(codes: np.ndarray, uniques: Sequence[Any]) -> np.ndarray:
@@ -123,6 +143,8 @@ def unpack(packed: tuple[Any, ...], texts: dict[Any, Any] | None = None) -> np.n
     """The object column of `ObjectColumn.packed`; with `texts`, each distinct text is the one
     `texts` already holds (an equal one seen before), so equal texts are one object."""
     how, *payload = packed
+    if how == "texts":
+        return payload[0].at()
     if how != "codes":
         return payload[0]
     uniques = payload[1]
@@ -181,13 +203,34 @@ class PartColumns:
 
 
 def unpack_frame(packed: dict[str, Any], order_ids: dict[Any, Any] | None = None) -> pd.DataFrame:
-    """The part's frame from `PartColumns.packed`, derived columns included. With `order_ids`,
-    its order ids are the texts that dict holds (see `unpack`), and it gains those it lacks."""
+    """The part's frame from `PartColumns.packed`, derived columns included, every column in
+    it (`unpack_part` leaves the compact texts out). With `order_ids`, its order ids are the
+    texts that dict holds (see `unpack`), and it gains those it lacks."""
+    frame, texts = unpack_part(packed, order_ids)
+    for name, values in texts.items():
+        frame.insert(
+            list(packed["columns"]).index(name), name, pd.Series(values.at(), dtype=object)
+        )
+    return frame
+
+
+def unpack_part(
+    packed: dict[str, Any], order_ids: dict[Any, Any] | None = None
+) -> tuple[pd.DataFrame, dict[str, Texts]]:
+    """The part's frame from `PartColumns.packed`, less its `COMPACT_TEXTS` columns held as
+    bytes (`History.texts`: the checks read them through `History.text`), and those columns."""
     part = packed["part"]
     order = ORDER_COLUMNS.get(part)
+    compact = COMPACT_TEXTS.get(part, ())
+    texts = {
+        name: col[1]
+        for name, col in packed["columns"].items()
+        if name in compact and col[0] == "texts"
+    }
     data = {
         name: unpack(col, order_ids if name == order else None)
         for name, col in packed["columns"].items()
+        if name not in texts
     }
     frame = object_frame(data)
     frame.index = pd.RangeIndex(packed["rows"])
@@ -198,7 +241,7 @@ def unpack_frame(packed: dict[str, Any], order_ids: dict[Any, Any] | None = None
         frame["_order_id_for"] = pd.Series(
             np.fromiter(shared, dtype=object, count=len(shared)), dtype=object
         )
-    return frame
+    return frame, texts
 
 
 class KeptFields:

@@ -250,7 +250,7 @@ def _order_table(h: History) -> pd.DataFrame:
     last_type = np.full(n, None, dtype=object)
     last_id = np.full(n, None, dtype=object)
     last_type[has] = events["type"].to_numpy(dtype=object)[last_row[has]]
-    last_id[has] = events["id"].to_numpy(dtype=object)[last_row[has]]
+    last_id[has] = h.text("events", "id", last_row[has])
     data["last_type"], data["last_id"] = last_type, last_id
     data.update(fields_at(h, "OrderPlaced", _PLACED_FIELDS, first_pos[:, _CODE["OrderPlaced"]]))
     data["amount_cents"] = floats(data["amount_cents"])

@@ -65,7 +65,7 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _array(values: Sequence[Any]) -> np.ndarray:
+def _array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
 
 
@@ -169,7 +169,9 @@ def _transpose(maps: Sequence[Mapping[str, Any]], keys: list[str]) -> dict[str, 
 
 
 def stream_frame(
-    ids: Sequence[str], fields: Sequence[Mapping[str, str]], group: str | None = None
+    ids: Sequence[str] | np.ndarray,
+    fields: Sequence[Mapping[str, str]],
+    group: str | None = None,
 ) -> pd.DataFrame:
     """Every field of every entry as a column (None where an entry lacks it), `_ts` as a number.
     With `group` (an event type, a ledger kind), columns are gathered per value of that field,

@@ -35,8 +35,10 @@ from harness.verify.frames import (
     records_frame,
     stream_frame,
 )
+from harness.verify.texts import Texts
 
 __all__ = [
+    "COMPACT_TEXTS",
     "CORE_FIELDS",
     "EVENT_FIELDS",
     "NUMERIC_FIELDS",
@@ -99,6 +101,15 @@ CORE_FIELDS = {
         "currency",
         "reason",
     ),
+}
+# Columns of texts that are each new, which a history read from a run folder holds as bytes
+# (`History.texts`, texts.py) rather than in its frame: the checks read them with `History.text`
+# and `History.text_codes`, whichever way the history was read.
+COMPACT_TEXTS = {
+    "events": ("id", "event_id"),
+    "payments": ("id",),
+    "inventory_ledger": ("id",),
+    "notifications": ("id",),
 }
 # Fields of a few event types the checks read (`facts.fields_at`, `History.typed`): a history
 # read from a run folder keeps them for the rows of that type only (None: every field), and
@@ -168,6 +179,8 @@ class History:
     histories: Path | Sequence[Mapping[str, Any]] | None = None
     raw: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)  # part -> maps
     kept: dict[str, KeptEvents] = field(default_factory=dict)  # event type -> its kept fields
+    # part -> column -> its texts, for the `COMPACT_TEXTS` columns its frame does not hold
+    texts: dict[str, dict[str, Texts]] = field(default_factory=dict)
     other_streams: dict[str, StreamEntries] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it could not be read
     notes: list[str] = field(default_factory=list)
@@ -187,16 +200,35 @@ class History:
             self._cache[key] = compute()
         return self._cache[key]
 
+    def text(
+        self, part: str, name: str, rows: np.ndarray | Sequence[int] | None = None
+    ) -> np.ndarray:
+        """Column `name` of `part` at `rows` (every row when None) as an object array: from
+        `texts` when held there, else from the frame."""
+        held = self.texts.get(part, {}).get(name)
+        if held is not None:
+            return held.at(rows)
+        values = getattr(self, part)[name].to_numpy(dtype=object)
+        return values if rows is None else values[np.asarray(rows, dtype=np.int64)]
+
+    def text_codes(self, part: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of `part` a code shared by equal values of column `name` (-1 where missing,
+        as `pd.factorize` gives), and where the value is None."""
+        held = self.texts.get(part, {}).get(name)
+        if held is not None:
+            return held.codes(), held.none
+        values = getattr(self, part)[name].to_numpy(dtype=object)
+        return pd.factorize(values)[0], np.asarray(values == None, dtype=bool)  # noqa: E711
+
     def wide(self, part: str) -> pd.DataFrame:
         """`part` with every field of every row as a column (built on first use)."""
         self.require(part)
-        frame = getattr(self, part)
         maps = self.raw.get(part, ())
         maps = maps if isinstance(maps, list) else list(maps)  # maps read again from disk: once
         if part in STREAM_PARTS.values():
-            ids = frame["id"].to_numpy()
             return self.cached(
-                f"wide:{part}", lambda: stream_frame(ids, maps, _GROUP_FIELD.get(part))
+                f"wide:{part}",
+                lambda: stream_frame(self.text(part, "id"), maps, _GROUP_FIELD.get(part)),
             )
         return self.cached(f"wide:{part}", lambda: _numbered(records_frame(maps), part))
 
@@ -277,11 +309,14 @@ def assemble_history(
     notes: Sequence[str] = (),
     run_dir: Path | None = None,
     kept: Mapping[str, KeptEvents] | None = None,
+    texts: Mapping[str, dict[str, Texts]] | None = None,
 ) -> History:
-    """A History from parts already built (`part -> (frame, maps as read)`). A part that is
-    absent is missing: with the reason in `missing`, or "<file> is missing"."""
+    """A History from parts already built (`part -> (frame, maps as read)`, and the columns a
+    frame lacks in `texts`). A part that is absent is missing: with the reason in `missing`, or
+    "<file> is missing"."""
     h = History(source=source, run=dict(run or {}), run_dir=run_dir, missing=dict(missing or {}))
     h.kept.update(kept or {})
+    h.texts.update(texts or {})
     h.notes.extend(notes)
     h.other_streams.update(other_streams or {})
     for part, (frame, maps) in parts.items():

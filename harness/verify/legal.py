@@ -92,20 +92,18 @@ def legal_history(h: History) -> InvariantResult:
         prev[rows[1:][same]] = codes.type[rows[:-1][same]]
     illegal = ~ALLOWED[prev, codes.type]
     no_order = np.asarray(events["order_id"].to_numpy(dtype=object) == None, dtype=bool)  # noqa: E711
-    eids = events["event_id"].to_numpy(dtype=object)
-    no_eid = np.asarray(eids == None, dtype=bool)  # noqa: E711 (elementwise)
-    eid_code, uniq = pd.factorize(eids)
+    eid_code, no_eid = h.text_codes("events", "event_id")
     # A repeated event_id: every occurrence after the first.
-    first_of = np.zeros(len(uniq), dtype=np.int64)
-    if len(uniq):
+    first_of = np.zeros(int(eid_code.max(initial=-1)) + 1, dtype=np.int64)
+    if len(first_of):
         seen, first = np.unique(eid_code[eid_code >= 0], return_index=True)
         first_of[seen] = np.flatnonzero(eid_code >= 0)[first]
-    duplicate = (eid_code >= 0) & (np.arange(n) != first_of[np.maximum(eid_code, 0)])
+    first_row = first_of[np.maximum(eid_code, 0)] if len(first_of) else eid_code
+    duplicate = (eid_code >= 0) & (np.arange(n) != first_row)
     bad = illegal | no_order | no_eid | duplicate
     bad_rows = np.flatnonzero(bad)
-    ids = events["id"].to_numpy(dtype=object)
-    first_ids = ids[first_of[np.maximum(eid_code, 0)]] if n else ids
-    why_rows = _why_rows(events, bad_rows, prev, codes.type, no_order, no_eid, first_ids)
+    first_ids = h.text("events", "id", first_row[bad_rows])
+    why_rows = _why_rows(h, bad_rows, prev, codes.type, no_order, no_eid, first_ids)
     per_order = pd.DataFrame(
         {
             "order_id": universe(h).ids[codes.order[bad_rows]],
@@ -139,7 +137,7 @@ def legal_history(h: History) -> InvariantResult:
 
 
 def _why_rows(
-    events: pd.DataFrame,
+    h: History,
     rows: np.ndarray,
     prev: np.ndarray,
     types: np.ndarray,
@@ -147,13 +145,15 @@ def _why_rows(
     no_eid: np.ndarray,
     first_ids: np.ndarray,
 ) -> list[str]:
-    """Why each bad row is bad, the most telling reason first."""
-    ids = events["id"].to_numpy(dtype=object)
-    raw_types = events["type"].to_numpy(dtype=object)
-    eids = events["event_id"].to_numpy(dtype=object)
+    """Why each bad row (`rows`) is bad, the most telling reason first; `first_ids[i]` is the
+    stream id of the first row with the event_id of `rows[i]`."""
+    assert h.events is not None
+    ids = h.text("events", "id", rows)
+    raw_types = h.events["type"].to_numpy(dtype=object)
+    eids = h.text("events", "event_id", rows)
     out = []
-    for r in rows:
-        where = f" at {ids[r]}"
+    for i, r in enumerate(rows.tolist()):
+        where = f" at {ids[i]}"
         p, t = int(prev[r]), int(types[r])
         name = TYPES[t] if t < OTHER else None
         if no_order[r]:
@@ -161,7 +161,7 @@ def _why_rows(
         elif no_eid[r]:
             out.append(f"entry without event_id{where}")
         elif ALLOWED[p, t]:
-            out.append(f"duplicate event_id {eids[r]!r}{where} (first at {first_ids[r]})")
+            out.append(f"duplicate event_id {eids[i]!r}{where} (first at {first_ids[i]})")
         elif name is None:
             out.append(f"unknown event type {raw_types[r]!r}{where}")
         elif p == START:

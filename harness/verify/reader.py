@@ -30,7 +30,7 @@ from harness import keys
 from harness.runs import JsonLines, RunFolder, read_json_or_empty, read_jsonl
 from harness.settings import VerifySettings
 from harness.verify.chunks import CHUNK_BYTES, read_chunks
-from harness.verify.columns import KeptFields, PartColumns, unpack_frame
+from harness.verify.columns import KeptFields, PartColumns, unpack_part
 from harness.verify.frames import column, no_gc
 from harness.verify.history import (
     PART_FILES,
@@ -42,11 +42,13 @@ from harness.verify.history import (
     part_frame,
     set_histories,
 )
+from harness.verify.texts import Texts
 
 __all__ = ["LineMaps", "load_snapshot", "read_client_side"]
 
 _RECORDS = ("temporal", "readmodel")  # the parts that are JSON lines of records, not streams
 _Built = tuple[pd.DataFrame, Sequence[Mapping[str, Any]]]
+_Texts = dict[str, dict[str, Texts]]  # part -> its columns held as bytes (History.texts)
 _Segment = tuple[Path, np.ndarray, np.ndarray, Mapping[str, Any]]
 
 
@@ -337,7 +339,7 @@ def _system_side(run_dir: Path) -> dict[str, Any]:
 
 
 def _events(
-    run_dir: Path, order_ids: dict[Any, Any]
+    run_dir: Path, order_ids: dict[Any, Any], texts: _Texts
 ) -> tuple[_Built | None, dict[str, KeptEvents], str | None, list[str]]:
     """orders:events: its frame, its maps left on disk, and the fields the checks read of a few
     event types (`history.EVENT_FIELDS`)."""
@@ -350,7 +352,9 @@ def _events(
         packed, maps = _read_part("events", [(path, {})], notes, stream=True, kept=kept)
     except (ValueError, KeyError, TypeError) as err:
         return None, {}, f"{PART_FILES['events']} could not be read: {err}", notes
-    return (unpack_frame(packed, order_ids), maps), kept.kept(), None, notes
+    frame, texts["events"] = unpack_part(packed, order_ids)
+    del packed  # the packed columns, freed before the kept fields are unpacked
+    return (frame, maps), kept.kept(), None, notes
 
 
 def _ledger(run_dir: Path) -> dict[str, Any]:
@@ -371,7 +375,7 @@ def _ledger(run_dir: Path) -> dict[str, Any]:
 
 
 def _client_parts(
-    run_dir: Path, ledger: Mapping[str, Any], order_ids: dict[Any, Any]
+    run_dir: Path, ledger: dict[str, Any], order_ids: dict[Any, Any]
 ) -> dict[str, Any]:
     """run.json, the client ledger (as `_ledger` read it) and the fault windows as parts."""
     missing: dict[str, str] = {}
@@ -382,8 +386,9 @@ def _client_parts(
     missing.update(ledger["missing"])
     notes.extend(ledger["notes"])
     if ledger["built"] is not None:
-        packed, maps = ledger["built"]
-        parts["ledger"] = (unpack_frame(packed, order_ids), maps)
+        packed, maps = ledger.pop("built")  # freed once unpacked
+        parts["ledger"] = (unpack_part(packed, order_ids)[0], maps)
+        del packed
     faults = _faults(folder, run, missing, notes)
     if faults is not None:
         parts["faults"] = (part_frame("faults", faults), faults)
@@ -427,9 +432,10 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
     run_dir = Path(run_dir)
     got: dict[str, Any] = {}
     order_ids: dict[Any, Any] = {}  # one text per order id, shared by every part
+    texts: _Texts = {}
 
     def here() -> None:
-        got["events"] = _events(run_dir, order_ids)
+        got["events"] = _events(run_dir, order_ids, texts)
 
     side = _in_worker(run_dir, here) if _workers(workers) > 1 else None
     if side is None:  # one process, or no worker after all: read the rest here
@@ -438,9 +444,13 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
         side = _system_side(run_dir)
     events, kept, events_error, event_notes = got["events"]
     client = _client_parts(run_dir, side["ledger"], order_ids)
-    built = {
-        p: (unpack_frame(packed, order_ids), maps) for p, (packed, maps) in side["parts"].items()
-    }
+    built = {}
+    packed_parts = side["parts"]
+    for part in list(packed_parts):  # each packed part freed as soon as it is unpacked
+        packed, maps = packed_parts.pop(part)
+        frame, texts[part] = unpack_part(packed, order_ids)
+        built[part] = (frame, maps)
+        del packed
     parts = {**client["parts"], **built}
     missing = {**client["missing"], **side["missing"]}
     if events is not None:
@@ -457,6 +467,7 @@ def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History
         notes=[*event_notes, *client["notes"], *side["notes"]],
         run_dir=run_dir,
         kept=kept,
+        texts=texts,
     )
     set_histories(h, run_dir / PART_FILES["histories"])
     if "histories" in missing:  # the export recorded why it could not write them

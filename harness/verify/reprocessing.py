@@ -67,7 +67,7 @@ def expected_corrections(h: History, request: Mapping[str, Any]) -> pd.DataFrame
     if not len(done):
         return pd.DataFrame({"code": [], "order_id": [], "refund": []})
     rows = done.index.to_numpy()
-    ids = h.events["id"].to_numpy(dtype=object)[rows]  # type: ignore[index]
+    ids = h.text("events", "id", rows)
     low, high = stream_key(str(request["from"])), stream_key(str(request["to"]))
     inside = np.array([low <= stream_key(i) <= high for i in ids], dtype=bool)
     codes = universe(h).codes["events"][rows[inside]]

@@ -242,10 +242,10 @@ def entries_for(h: History, part: str, order_ids: list[str]) -> dict[str, list[d
     u = universe(h)
     codes = u.code_of(order_ids)
     rows = u.rows_of(part, codes[codes >= 0])
-    ids = frame["id"].to_numpy(dtype=object)
+    ids = h.text(part, "id", rows)
     maps = h.raw[part]
-    for r in rows:
-        entry = {"id": ids[r], "fields": dict(maps[r])}
+    for i, r in enumerate(rows):
+        entry = {"id": ids[i], "fields": dict(maps[r])}
         out[str(u.ids[u.codes[part][r]])].append(entry)
     return out
 

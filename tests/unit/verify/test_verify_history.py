@@ -39,7 +39,12 @@ def test_a_written_run_folder_loads_into_the_same_history(tmp_path: Path) -> Non
     assert h.missing == {}
     assert h.run_dir == run_dir
     assert len(h.events) == sum(1 for _ in b.streams["orders:events"])
-    assert list(h.events.columns) == ["id", "type", "order_id", "event_id", "_ts"]
+    # the stream ids and event ids are held as bytes (History.texts), read as texts
+    assert list(h.events.columns) == ["type", "order_id", "_ts"]
+    assert set(h.texts["events"]) == {"id", "event_id"}
+    written = list(b.streams["orders:events"])
+    assert h.text("events", "id").tolist() == [e[0] for e in written]
+    assert h.text("events", "event_id", [1]).tolist() == [written[1][1]["event_id"]]
     assert h.events["_ts"].dtype.kind == "i"
     assert {r["client"] for r in h.raw["ledger"]} == {"c1"}
     assert h.inventory.loc["SKU-0001", "sold"] == 3  # 2 + the default item of the last order

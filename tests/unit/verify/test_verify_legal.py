@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from harness.verify.legal import exactly_one_confirmation, legal_history
+from harness.verify.reader import load_snapshot
 from tests.unit.verify.builders import EVENTS, NOTIFICATIONS, HistoryBuilder, example
 
 pytestmark = pytest.mark.unit
@@ -73,7 +76,9 @@ def test_only_one_notification_follows_a_completion() -> None:
     assert example(result, order.order_id)["why"] == f"a second NotificationSent at {at}"
 
 
-def test_a_duplicate_event_id_is_flagged() -> None:
+@pytest.mark.parametrize("from_folder", [False, True])
+def test_a_duplicate_event_id_is_flagged(tmp_path: Path, from_folder: bool) -> None:
+    """In memory, and read from a run folder (event ids held as bytes, History.texts)."""
     b = HistoryBuilder()
     first = b.completed()
     second = b.new_order()
@@ -84,7 +89,9 @@ def test_a_duplicate_event_id_is_flagged() -> None:
         order_id=second.order_id,
         event_id=f"{first.order_id}:OrderPlaced",
     )
-    result = legal_history(b.history())
+    h = load_snapshot(b.write(tmp_path / "run")) if from_folder else b.history()
+    assert ("event_id" in h.texts.get("events", {})) is from_folder
+    result = legal_history(h)
     assert result.status == "fail"
     first_at = b.streams[EVENTS][0][0]
     assert example(result, second.order_id)["why"] == (
