@@ -13,10 +13,13 @@ hands back its columns packed: the two take about as long. On one core, or witho
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import mmap
 import multiprocessing
 import os
+import pickle
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from pathlib import Path
@@ -414,15 +417,33 @@ def _gevent_patched() -> bool:
 
 def _in_worker(run_dir: Path, here: Callable[[], None]) -> dict[str, Any] | None:
     """`_system_side(run_dir)` from a forked worker while `here()` runs in this process; None
-    when no worker could be started."""
+    when no worker could be started. The worker hands its columns back through a temporary
+    file (`_system_side_to`), not the pool's pipe: a pipe's message is one bytes object in each
+    process besides the columns (~110 bytes an event at the peak of both)."""
+    fd, name = tempfile.mkstemp(prefix="sagaquake-verify-", suffix=".pickle")
+    os.close(fd)
     try:
         ctx = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
-            future = pool.submit(_system_side, run_dir)
+            future = pool.submit(_system_side_to, run_dir, name)
             here()
-            return future.result()
+            future.result()
+        with open(name, "rb") as f:
+            side: dict[str, Any] = pickle.load(f)
+        return side
     except (OSError, concurrent.futures.process.BrokenProcessPool):
         return None
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+
+
+def _system_side_to(run_dir: Path, path: str) -> None:
+    """`_system_side(run_dir)` pickled into `path`, written as it is pickled (protocol 5 writes
+    a numpy array's bytes straight to the file)."""
+    side = _system_side(run_dir)
+    with open(path, "wb") as f:
+        pickle.dump(side, f, protocol=5)
 
 
 def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History:
