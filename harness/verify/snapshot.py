@@ -79,8 +79,9 @@ def read_streams(r: redis.Redis, page: int = PAGE) -> dict[str, StreamEntries]:
 
 
 def load_events_from_redis(redis_url: str | redis.Redis, stream: str = keys.EVENTS) -> pd.DataFrame:
-    """orders:events drained from Redis into the frame `load_snapshot` builds from the file
-    (the hook of the file-versus-Redis loading benchmark)."""
+    """orders:events drained from Redis into the frame `load_snapshot` builds from the file,
+    with the stream ids and event ids as columns (a snapshot holds them apart, `History.texts`);
+    the hook of the file-versus-Redis loading benchmark."""
     entries = read_stream(_client(redis_url), stream)
     h = build_history(
         source="live",
