@@ -57,6 +57,7 @@ from benchmarks.common import (
     print_table,
     start_redis,
     stop_process,
+    wait_answering,
 )
 from harness.settings import free_port
 from system_under_test.saga.activities import http_session
@@ -219,18 +220,19 @@ def start_payment(
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the payment-service ({loop}, {parser}) exited:\n{log.read_text()}")
+
+    def answers() -> bool:
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url, _stack_from_log(log)
+            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop_process(proc)
-    raise SystemExit(f"the payment-service ({loop}, {parser}) was not ready in 60 s")
+            return False
+
+    wait_answering(
+        proc, answers, 60,
+        exited=lambda: f"the payment-service ({loop}, {parser}) exited:\n{log.read_text()}",
+        late=f"the payment-service ({loop}, {parser}) was not ready in 60 s",
+    )  # fmt: skip
+    return proc, url, _stack_from_log(log)
 
 
 def _stack_from_log(log: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,14 +327,36 @@ def start_redis(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 30
+
+    def answers() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    wait_answering(
+        proc, answers, 30,
+        exited=lambda: f"redis-server exited with code {proc.returncode} on port {port}",
+        late=f"redis-server did not answer on port {port} within 30 s",
+    )  # fmt: skip
+    return proc, url
+
+
+def wait_answering(
+    proc: subprocess.Popen[bytes],
+    answers: Callable[[], bool],
+    timeout_s: float,
+    exited: Callable[[], str],
+    late: str,
+) -> None:
+    """Until a process we started `answers()` (every 0.1 s): SystemExit(`exited()`) when it
+    exits first, and SystemExit(`late`) when `timeout_s` pass first (it is stopped then)."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"redis-server exited with code {proc.returncode} on port {port}")
-        try:
-            if redis.Redis.from_url(url, socket_timeout=1).ping():
-                return proc, url
-        except redis.RedisError:
-            time.sleep(0.1)
+            raise SystemExit(exited())
+        if answers():
+            return
+        time.sleep(0.1)
     stop_process(proc)
-    raise SystemExit(f"redis-server did not answer on port {port} within 30 s")
+    raise SystemExit(late)
