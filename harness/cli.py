@@ -42,6 +42,9 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors in the one error format of the command."""
 
     def error(self, message: str) -> NoReturn:
+        if message.endswith("expected one argument"):
+            # argparse reads a value that starts with '-' (e.g. "--duration -5m") as a flag
+            message += "; a value starting with '-' is given as --flag=VALUE"
         raise ConfigError(f"{message} (see `{self.prog} --help`)")
 
 

@@ -93,6 +93,15 @@ def test_usage_errors_have_the_one_error_format(capsys: pytest.CaptureFixture[st
     assert "usage:" not in capsys.readouterr().err
 
 
+def test_a_value_that_looks_like_a_flag_gets_a_hint(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["load", "--duration", "-5m"]) == 3
+    err = capsys.readouterr().err
+    assert "argument --duration: expected one argument" in err
+    assert "given as --flag=VALUE" in err
+    assert cli.main(["load", "--duration=-5m"]) == 3
+    assert "expected a duration like 90s" in capsys.readouterr().err
+
+
 def test_harness_errors_have_the_same_format_and_keep_brackets(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
