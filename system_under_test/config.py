@@ -73,6 +73,12 @@ class Settings:
     reclaim_idle_s: float = field(
         default_factory=lambda: float(_env("SAGAQUAKE_RECLAIM_IDLE_S", "60"))
     )
+    # After a batch shorter than its maximum the projection waits this long before reading again,
+    # so the next read takes what arrived meanwhile: the read model lags by at most this much,
+    # and each round trip carries ten to forty entries at the saga's rate (0 = read at once).
+    projection_linger_s: float = field(
+        default_factory=lambda: float(_env("SAGAQUAKE_PROJECTION_LINGER_S", "0.1"))
+    )
     # Which version of the saga a worker runs (docs/system.md): 1, or 2 (the fraud check before
     # the charge). A worker of either version finishes sagas started on the other.
     saga_version: int = field(default_factory=lambda: int(_env("SAGAQUAKE_SAGA_VERSION", "1")))

@@ -21,7 +21,9 @@ async def _main() -> None:
     client = connect(cfg.redis_url, retries=0)
     # Stable per replica: a restarted consumer finds its own pending entries again.
     consumer = os.environ.get("SAGAQUAKE_CONSUMER_NAME") or socket.gethostname()
-    projection = Projection(client, consumer, int(cfg.reclaim_idle_s * 1000))
+    projection = Projection(
+        client, consumer, int(cfg.reclaim_idle_s * 1000), linger_s=cfg.projection_linger_s
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -7,7 +7,7 @@ they applied, so a redelivered entry is a no-op. A batch's XACK is queued in the
 as its read-model writes: the batch is applied and acknowledged together or not at all.
 
 Batched, because the cost is per round trip, not per event: at the saga's rate entries arrive a
-few at a time, so after a batch shorter than BATCH the consumer waits LINGER_S before reading
+few at a time, so after a batch shorter than BATCH the consumer waits LINGER_S (SAGAQUAKE_PROJECTION_LINGER_S) before reading
 again, and the next read takes what arrived meanwhile (the read model lags by at most that).
 """
 
@@ -28,7 +28,7 @@ __all__ = ["GROUP", "Projection", "ensure_group"]
 GROUP = "projection"
 BATCH = 500
 RECLAIM_IDLE_MS = 60_000  # the default of SAGAQUAKE_RECLAIM_IDLE_S
-LINGER_S = 0.1
+LINGER_S = 0.1  # the default of SAGAQUAKE_PROJECTION_LINGER_S
 
 log = logging.getLogger("projection")
 
