@@ -37,7 +37,7 @@ PACKAGE = "system_under_test"
 _TIMEOUT_S = 3600.0
 _SLOW_EXIT = 75  # replay_child.SLOW_EXIT: a history was slow inline, replay the part threaded
 # A second child only pays for its start-up (~1.2 s of CPU: the SDK's and the system's imports)
-# when each child gets at least this many sagas (~10 ms of CPU each): then it adds < 10 % of CPU.
+# when each child gets at least this many sagas (~15 ms of CPU each): then it adds < 10 % of CPU.
 _SAGAS_PER_CHILD = 1000
 _GZ_BYTES_PER_SAGA = 900  # a saga's record in workflows.jsonl.gz, compressed (~13 events)
 
@@ -122,7 +122,7 @@ def code_to_replay(against: str | Path | None = None) -> Iterator[Code]:
 
 def replay_processes(sagas: int | None = None) -> int:
     """How many child processes replay at once: SAGAQUAKE_VERIFY_WORKERS, else 2 on two cores
-    or more (a replay is CPU-bound, ~10 ms a saga) when there are `sagas` enough for both
+    or more (a replay is CPU-bound, ~15 ms a saga) when there are `sagas` enough for both
     (_SAGAS_PER_CHILD each; None: enough), else 1."""
     workers = VerifySettings.field_from_env("verify_workers")
     if workers is not None:

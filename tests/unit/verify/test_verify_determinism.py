@@ -178,3 +178,16 @@ def test_sagaquake_verify_replays_against_a_ref(tmp_path, capsys) -> None:
     assert "replays_deterministically" in capsys.readouterr().out
     assert main(["verify", str(run_dir), "--replay-against", "no-such-ref-xyz"]) == 3
     assert "is neither a folder nor a git ref" in capsys.readouterr().err
+
+
+def test_a_second_replay_child_only_for_enough_sagas(monkeypatch) -> None:
+    from harness.verify import replay
+
+    monkeypatch.delenv("SAGAQUAKE_VERIFY_WORKERS", raising=False)
+    monkeypatch.setattr(replay.os, "cpu_count", lambda: 2)
+    assert replay.replay_processes(400) == replay.replay_processes(1999) == 1
+    assert replay.replay_processes(2000) == replay.replay_processes(None) == 2
+    monkeypatch.setattr(replay.os, "cpu_count", lambda: 1)
+    assert replay.replay_processes(30_000) == 1
+    monkeypatch.setenv("SAGAQUAKE_VERIFY_WORKERS", "3")
+    assert replay.replay_processes(10) == 3
