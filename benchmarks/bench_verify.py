@@ -165,7 +165,7 @@ def replay_cost(n: int, folder: Path) -> dict[str, Any]:
     write_histories(path, saga_histories(n))
     out: dict[str, Any] = {"sagas": n, "file_mb": path.stat().st_size / 2**20}
     with code_to_replay(None) as code:
-        for label, parts in (("one_process", 1), ("default", replay_processes())):
+        for label, parts in (("one_process", 1), ("default", replay_processes(n))):
             wall0, kids0 = time.perf_counter(), children_cpu()
             answer = replay_histories(path, code, parts)
             wall = time.perf_counter() - wall0

@@ -35,6 +35,11 @@ __all__ = ["Code", "code_to_replay", "replay_histories", "replay_processes"]
 CHILD = Path(__file__).with_name("replay_child.py")
 PACKAGE = "system_under_test"
 _TIMEOUT_S = 3600.0
+_SLOW_EXIT = 75  # replay_child.SLOW_EXIT: a history was slow inline, replay the part threaded
+# A second child only pays for its start-up (~1.2 s of CPU: the SDK's and the system's imports)
+# when each child gets at least this many sagas (~15 ms of CPU each): then it adds < 10 % of CPU.
+_SAGAS_PER_CHILD = 1000
+_GZ_BYTES_PER_SAGA = 900  # a saga's record in workflows.jsonl.gz, compressed (~13 events)
 
 
 @dataclass(frozen=True)
@@ -115,13 +120,21 @@ def code_to_replay(against: str | Path | None = None) -> Iterator[Code]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def replay_processes() -> int:
+def replay_processes(sagas: int | None = None) -> int:
     """How many child processes replay at once: SAGAQUAKE_VERIFY_WORKERS, else 2 on two cores
-    or more (a replay is CPU-bound, ~13 ms a saga), else 1."""
+    or more (a replay is CPU-bound, ~15 ms a saga) when there are `sagas` enough for both
+    (_SAGAS_PER_CHILD each; None: enough), else 1."""
     workers = VerifySettings.field_from_env("verify_workers")
     if workers is not None:
         return int(workers)
+    if sagas is not None and sagas < 2 * _SAGAS_PER_CHILD:
+        return 1
     return 2 if (os.cpu_count() or 1) > 1 else 1
+
+
+def _sagas_in(path: Path) -> int:
+    """About how many records the histories file holds, from its size (not read)."""
+    return path.stat().st_size // _GZ_BYTES_PER_SAGA
 
 
 def replay_histories(
@@ -130,29 +143,34 @@ def replay_histories(
     """Replay every history against `code` in `parts` child processes at once (each replays
     every `parts`-th line); their JSON answers merged (see replay_child.py), plus `code` (the
     label). Raises RuntimeError when a child fails."""
-    k = parts or replay_processes()
     with contextlib.ExitStack() as stack:
         if isinstance(histories, Path):
             path = histories
+            k = parts or replay_processes(_sagas_in(path))
         else:
             folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sagaquake-")))
             path = folder / "workflows.jsonl.gz"
             write_histories(path, histories)
+            k = parts or replay_processes(len(histories))
         env = {**os.environ, "PYTHONPATH": str(code.root), "PYTHONDONTWRITEBYTECODE": "1"}
         argv = [sys.executable, str(CHILD), "--histories", str(path), "--code", str(code.root)]
-        children = [
-            subprocess.Popen(
-                [*argv, "--part", f"{j}/{k}"],
+
+        def start(j: int, *flags: str) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [*argv, "--part", f"{j}/{k}", *flags],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
                 cwd=code.root,
             )
-            for j in range(k)
-        ]
+
+        children = [start(j) for j in range(k)]
         answers = []
-        for child in children:
+        for j, child in enumerate(children):
             out, err = child.communicate(timeout=_TIMEOUT_S)
+            if child.returncode == _SLOW_EXIT:  # a slow history: the part again, threaded
+                children[j] = child = start(j, "--threaded")
+                out, err = child.communicate(timeout=_TIMEOUT_S)
             if child.returncode != 0 or not out.strip():
                 for other in children:
                     other.kill()

@@ -9,6 +9,14 @@ harness/verify/histories.py; with --part, only the lines i with i % K == J) with
 types the code registers, and every replay failure (by its line in FILE) with the error's type
 and message.
 
+Each activation runs inline on the child's event loop (the Replayer's `debug_mode`) instead of
+being handed to a thread and back: the hand-over was a quarter of the CPU of a replay (~5 of
+~19 ms a saga). Inline, the SDK's deadlock detection (an activation that does not yield within
+2 s fails its task) is off, so the child watches the time itself: when a history takes longer
+than SLOW_S, or none finishes within it, the child stops and exits with SLOW_EXIT, and its part
+is replayed again with `--threaded` (the SDK's own way, deadlock detection on). The answer is
+then exactly the one the threaded replay gives; fast histories cannot have hit the detector.
+
 A process of its own because the code replayed against may be another version of the system
 (`sagaquake verify --replay-against <ref or path>`): its modules must not meet the ones this
 interpreter already imported, and the verifier itself never imports `system_under_test`.
@@ -27,10 +35,14 @@ import logging
 import os
 import pkgutil
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+
+SLOW_S = 1.0  # below the SDK's 2 s deadlock time-out: a history this slow is replayed threaded
+SLOW_EXIT = 75  # the exit status that asks for the part again with --threaded
 
 
 def _workflows(root: Path) -> list[type]:
@@ -66,7 +78,36 @@ def _records(path: Path, part: int, parts: int) -> list[tuple[int, dict[str, Any
     return out
 
 
-async def _replay(path: Path, workflows: list[type], part: int, parts: int) -> dict[str, Any]:
+class _Watchdog:
+    """Ends the process with SLOW_EXIT when the history in flight has taken longer than SLOW_S
+    (an activation that loops or blocks, inline, would otherwise hang the child); `end` says
+    whether the history that just finished took longer than that."""
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def begin(self) -> None:
+        self._started = time.monotonic()
+
+    def end(self) -> bool:
+        started, self._started = self._started, None
+        return started is not None and time.monotonic() - started > SLOW_S
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(SLOW_S / 4):
+            started = self._started
+            if started is not None and time.monotonic() - started > SLOW_S:
+                os._exit(SLOW_EXIT)
+
+
+async def _replay(
+    path: Path, workflows: list[type], part: int, parts: int, threaded: bool = False
+) -> dict[str, Any]:
     from temporalio.api.history.v1 import History
     from temporalio.client import WorkflowHistory
     from temporalio.worker import Replayer
@@ -83,22 +124,32 @@ async def _replay(path: Path, workflows: list[type], part: int, parts: int) -> d
         else:
             replayable.append((i, record))
 
+    watchdog = None if threaded else _Watchdog()
+
     async def histories() -> AsyncIterator[WorkflowHistory]:
         for _, record in replayable:
             history = History.FromString(base64.b64decode(record.pop("history")))
+            if watchdog is not None:
+                watchdog.begin()
             yield WorkflowHistory(record["workflow_id"], history.events)
 
     started = time.perf_counter()
     if replayable:
-        replayer = Replayer(workflows=workflows)
+        replayer = Replayer(workflows=workflows, debug_mode=not threaded)
         async with replayer.workflow_replay_iterator(histories()) as results:
             n = 0
             async for result in results:
+                if watchdog is not None and watchdog.end():
+                    os._exit(SLOW_EXIT)
                 i, record = replayable[n]
                 n += 1
                 error = result.replay_failure
                 if error is not None:
                     failures.append(_failure(i, record, type(error).__name__, str(error)))
+            if watchdog is not None:
+                watchdog.begin()  # the worker's shutdown runs the last eviction inline too
+    if watchdog is not None:
+        watchdog.stop()
     return {
         "histories": len(records),
         "replayed": len(replayable),
@@ -134,12 +185,17 @@ def main() -> None:
         "--code", required=True, type=Path, help="the folder holding system_under_test/"
     )
     parser.add_argument("--part", default="0/1", help="J/K: replay the lines i with i % K == J")
+    parser.add_argument(
+        "--threaded",
+        action="store_true",
+        help="activations on the SDK's thread (deadlock detection)",
+    )
     args = parser.parse_args()
 
     logging.disable(logging.WARNING)  # a failing replay logs its task failure; we report it
     workflows = _workflows(args.code)
     part, parts = (int(x) for x in args.part.split("/"))
-    out = asyncio.run(_replay(args.histories, workflows, part, parts))
+    out = asyncio.run(_replay(args.histories, workflows, part, parts, args.threaded))
     out["code"] = str(args.code)
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()

@@ -132,6 +132,22 @@ def test_an_unpatched_version_2_does_not_replay_version_1_histories(tmp_path) ->
     assert item["workflow_runs"] and item["events"]
 
 
+def test_a_workflow_that_blocks_fails_as_the_sdks_deadlock_detector_says(tmp_path) -> None:
+    """The child replays inline (no deadlock detection of the SDK's); a history slower than its
+    watchdog's limit is replayed again threaded, so the verdict is the SDK's own."""
+    shutil.copytree(ROOT / "system_under_test", tmp_path / "system_under_test")
+    workflows = tmp_path / "system_under_test" / "saga" / "workflows.py"
+    text = workflows.read_text()
+    assert text.count(PATCHED) == 1
+    workflows.write_text(text.replace(PATCHED, "    __import__('time').sleep(2.5)\n" + PATCHED))
+    b = HistoryBuilder()
+    b.completed()
+    result = replays_deterministically(b.history(), replay_against=str(tmp_path))
+    assert result.status == "fail"
+    (item,) = result.counterexamples
+    assert "[TMPRL1101] Potential deadlock detected" in item["why"], item["why"]
+
+
 def test_a_workflow_type_the_code_lacks_does_not_replay() -> None:
     b = _builder()
     b.histories.append({**b.histories[0], "workflow_id": "reprocess-1", "workflow_type": "Mystery"})
@@ -162,3 +178,16 @@ def test_sagaquake_verify_replays_against_a_ref(tmp_path, capsys) -> None:
     assert "replays_deterministically" in capsys.readouterr().out
     assert main(["verify", str(run_dir), "--replay-against", "no-such-ref-xyz"]) == 3
     assert "is neither a folder nor a git ref" in capsys.readouterr().err
+
+
+def test_a_second_replay_child_only_for_enough_sagas(monkeypatch) -> None:
+    from harness.verify import replay
+
+    monkeypatch.delenv("SAGAQUAKE_VERIFY_WORKERS", raising=False)
+    monkeypatch.setattr(replay.os, "cpu_count", lambda: 2)
+    assert replay.replay_processes(400) == replay.replay_processes(1999) == 1
+    assert replay.replay_processes(2000) == replay.replay_processes(None) == 2
+    monkeypatch.setattr(replay.os, "cpu_count", lambda: 1)
+    assert replay.replay_processes(30_000) == 1
+    monkeypatch.setenv("SAGAQUAKE_VERIFY_WORKERS", "3")
+    assert replay.replay_processes(10) == 3
