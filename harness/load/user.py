@@ -23,6 +23,7 @@ from typing import Any
 
 import gevent
 import gevent.pool
+import locust.stats
 import orjson
 from locust import FastHttpUser, events, task
 from locust.runners import MasterRunner, WorkerRunner
@@ -263,6 +264,16 @@ def _on_test_stop(environment, **_kw) -> None:
         d.ended_at = time.time()
     d.waiting_customers.kill(block=False)  # the run is over: nobody looks any more
     d.write_summary()
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kw) -> None:
+    """Let Locust's CSV writer write once more after the last request: it rewrites the files
+    every CSV_STATS_INTERVAL_SEC and not at exit, so requests of the run's last second (an
+    impatient customer's cancel) were missing from `stats_stats.csv` but in the ledger."""
+    options = environment.parsed_options
+    if options is not None and getattr(options, "csv_prefix", None):
+        gevent.sleep(locust.stats.CSV_STATS_INTERVAL_SEC + 0.25)
 
 
 @events.quit.add_listener
