@@ -9,7 +9,10 @@ run, so the machine cancels out.
 One fresh local stack; a flat load (10 orders/s, 60 s) through run_load; then the drain (every
 saga finished, the projection caught up). CPU is counted exactly where it can be:
 - load generator: getrusage(RUSAGE_CHILDREN) of this process across run_load (Locust is its only
-  child reaped in that time; its ledger writes are its own CPU);
+  child reaped in that time; its ledger writes are its own CPU). Its fixed part (Python and
+  Locust starting, the user pool spawned, the reports written at exit) is measured apart, before
+  the load: run_load at the same rate for too short a time for one arrival (no order is sent, so
+  the system and the verifier never see it). The run's CPU less that is the per-order cost;
 - system: psutil CPU times of every process of the stack (those carrying its marker, and the
   pids supervisord reports: supervisord, redis, Temporal, every service replica), from before
   the load until the drain ended; the idle rate measured just before the load is shown too;
@@ -48,6 +51,8 @@ from harness.verify import export_snapshot, verify_run
 __all__ = ["main"]
 
 FLAT_RATE = 36000 / 86400  # the flat profile's orders/s at --compress 1
+NO_ORDER_SHARE = 0.25  # the start-up run lasts this many mean inter-arrival times: the flat
+# profile's arrivals are uniform, the first is due after half of one, so it sends none
 
 
 class StackCpu:
@@ -96,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         platform.up(timeout_s=180)
         e = platform.endpoints()
         stack = StackCpu(platform)
+
+        bench.quiet("the load generator's start-up (a run of no orders)")
+        startup = _startup_cpu(e.order_api, e.redis_url, args.rate)
         time.sleep(2.0)  # let the start-up's last readiness calls finish
         idle0, t_idle = stack.read(), time.time()
         time.sleep(args.idle_s)
@@ -141,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             "drained": drained.drained,
             "idle_system_cpu_per_s": idle_rate,
             "load_generator_cpu_s": load_cpu,
+            "load_generator_startup_cpu_s": startup,
             "system_cpu_s": sum(system.values()),
             "system_cpu_by_service_s": {k: round(v, 3) for k, v in system.items()},
             "system_idle_cpu_s": idle_rate * (t1 - t0),
@@ -159,16 +168,44 @@ def main(argv: list[str] | None = None) -> int:
     return _report(bench, measured)
 
 
+def _startup_cpu(order_api: str, redis_url: str, rate: float) -> float:
+    """CPU seconds of a run_load that sends no order (same rate, so the same user pool): what
+    every load run pays once, whatever its length."""
+    probe_dir = Path(tempfile.mkdtemp(prefix="sagaquake-bench-overhead-startup-"))
+    try:
+        kids0 = children_cpu()
+        result = run_load(
+            probe_dir, order_api, "flat", compress=rate / FLAT_RATE,
+            duration_s=NO_ORDER_SHARE / rate, seed=1, redis_url=redis_url,
+        )  # fmt: skip
+        cpu = children_cpu() - kids0
+    finally:
+        shutil.rmtree(probe_dir, ignore_errors=True)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    if result.summary.orders:
+        raise RuntimeError(
+            f"the start-up run sent {result.summary.orders} orders; it must send none"
+        )
+    return cpu
+
+
 def _report(bench: Bench, m: dict[str, Any]) -> int:
     per_k = 1000.0 / max(1, m["orders"])
     load_k = m["load_generator_cpu_s"] * per_k
     system_k = m["system_cpu_s"] * per_k
     verifier_k = (m["snapshot_cpu_s"] + m["verify_cpu_s"]) * per_k
+    startup = m["load_generator_startup_cpu_s"]
+    steady = max(0.0, m["load_generator_cpu_s"] - startup)
+    load_ms = steady * per_k  # CPU ms per order, start-up apart (s per 1,000 = ms per order)
+    system_ms = system_k
     print_table(
         f"CPU seconds per 1,000 orders ({m['orders']:,} orders at {m['achieved_rate']:.2f}/s)",
         ["who", "CPU s", "CPU s / 1,000 orders", "x the system"],
         [
             ("load generator + ledger (Locust)", m["load_generator_cpu_s"], load_k, load_k / system_k),
+            ("  of which start-up + shut-down (a run of no orders)", startup, None, None),
+            ("  of which per order (the run less its start-up)", steady, load_ms, load_ms / system_k),
             ("system under test (all its processes)", m["system_cpu_s"], system_k, 1.0),
             ("  of which idle (before the load, x the same time)", m["system_idle_cpu_s"],
              m["system_idle_cpu_s"] * per_k, m["system_idle_cpu_s"] / m["system_cpu_s"]),
@@ -193,6 +230,8 @@ def _report(bench: Bench, m: dict[str, Any]) -> int:
     definitions = {
         "orders": "distinct idempotency keys in the client ledger (orders sent)",
         "load generator": "getrusage(RUSAGE_CHILDREN) across run_load: the Locust process, its users and its ledger writes",
+        "load generator start-up": "getrusage(RUSAGE_CHILDREN) across a run_load at the same rate, before the load, too short for one arrival (no order sent): Python and Locust starting, the user pool spawned, the reports written at exit",
+        "load generator per order": "(load generator CPU - its start-up) / orders, in CPU ms; its ratio is to the system's CPU ms per order (the same as CPU s per 1,000 orders)",
         "system": "psutil CPU times of every process of the stack (its marker, and supervisord's pids), from the load's start until the drain ended (idle included; the idle rate is measured before the load)",
         "verifier": "this process's CPU (plus the verifier's forked reader) for export_snapshot + verify_run on the run folder",
         "ratio": "harness CPU per 1,000 orders / system CPU per 1,000 orders, same run",
@@ -203,10 +242,17 @@ def _report(bench: Bench, m: dict[str, Any]) -> int:
         "system_cpu_s_per_1k": system_k,
         "verifier_cpu_s_per_1k": verifier_k,
         "load_generator_over_system": load_k / system_k if system_k else None,
+        "load_generator_steady_cpu_s": steady,
+        "load_generator_cpu_ms_per_order": load_ms,
+        "system_cpu_ms_per_order": system_ms,
+        "load_generator_per_order_over_system": load_ms / system_ms if system_ms else None,
         "verifier_over_system": verifier_k / system_k if system_k else None,
     }
     head = [
         headline("load generator CPU / 1k orders", load_k, "CPU s", "system CPU / 1k orders", system_k),
+        headline("load generator CPU / order, start-up apart", load_ms, "CPU ms", "system CPU / order", system_ms,
+                 "<= 5% of the system's", load_ms <= 0.05 * system_ms if system_ms else None),
+        headline("load generator start-up (once per run)", startup, "CPU s"),
         headline("verifier CPU / 1k orders", verifier_k, "CPU s", "system CPU / 1k orders", system_k),
     ]  # fmt: skip
     bench.finish(results, head, definitions)

@@ -20,15 +20,17 @@ import logging
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request
 from locust import events
 
 from harness import keys
-from harness.live import LiveMonitor, LiveSnapshot, connect
 from harness.load.curve import DAY_S
 from harness.load.settings import LoadSettings
+
+if TYPE_CHECKING:  # the monitor (and Redis) are imported when there is a web UI: see _on_init
+    from harness.live import LiveMonitor, LiveSnapshot
 
 __all__ = ["SagaLedgerTab", "install", "ledger_rows"]
 
@@ -236,6 +238,9 @@ def install(environment, tab: SagaLedgerTab) -> None:
 def _on_init(environment, **_kw) -> None:
     if environment.web_ui is None:
         return
+    # imported here: a headless run has no tab, and redis-py is a fifth of a second of start-up
+    from harness.live import LiveMonitor, connect
+
     settings = LoadSettings.from_env()
     monitor = LiveMonitor(settings.run_dir, settings.overdue_s)
     tab = SagaLedgerTab(monitor)
