@@ -37,11 +37,13 @@ ORDER_COLUMNS = {
 class ObjectColumn:
     """One object column, a slice at a time: codes into its distinct texts while its values
     repeat and are texts (or None), else the values as they are (as `Texts` while they can
-    be)."""
+    be). With `shared`, each distinct text is the one `shared` already holds (an equal text
+    of another column), so that texts packed together are pickled once."""
 
-    def __init__(self, coded: bool = False) -> None:
+    def __init__(self, coded: bool = False, shared: dict[str, str] | None = None) -> None:
         self._codes: list[np.ndarray] | None = []
         self._table: dict[str, int] = {}
+        self._shared = shared
         self._values: list[np.ndarray | Texts] = []
         self._texts = True  # every slice of values so far is held as Texts
         self._decided = coded  # `coded`: codes whatever the share of distinct values
@@ -74,8 +76,10 @@ class ObjectColumn:
         if not distinct:
             return np.full(len(values), -1, dtype=np.int32)
         table = self._table
-        for text in distinct:
-            table.setdefault(text, len(table))
+        new = [text for text in distinct if text not in table]
+        if self._shared is not None:
+            new = list(map(self._shared.setdefault, new, new))
+        table.update(zip(new, range(len(table), len(table) + len(new)), strict=True))
         return np.fromiter(
             map(table.get, listed, itertools.repeat(-1)), dtype=np.int32, count=len(listed)
         )
@@ -117,15 +121,21 @@ def concat(arrays: list[np.ndarray]) -> np.ndarray:
 
 
 class PartColumns:
-    """The frame `part_frame(part, maps, ids)` gives, built from slices of the maps."""
+    """The frame `part_frame(part, maps, ids)` gives, built from slices of the maps. Its order
+    ids are the texts `order_ids` holds, when given (see `ObjectColumn`)."""
 
-    def __init__(self, part: str, ids: bool = False) -> None:
+    def __init__(
+        self, part: str, ids: bool = False, order_ids: dict[str, str] | None = None
+    ) -> None:
         self.part = part
         numeric = NUMERIC_FIELDS.get(part, ())
         self._text = (["id"] if ids else []) + [k for k in CORE_FIELDS[part] if k not in numeric]
         self._numeric = numeric
         order = ORDER_COLUMNS.get(part)
-        self._objects = {k: ObjectColumn(coded=k == order) for k in self._text}
+        self._objects = {
+            k: ObjectColumn(coded=True, shared=order_ids) if k == order else ObjectColumn()
+            for k in self._text
+        }
         self._numbers: dict[str, list[np.ndarray]] = {k: [] for k in numeric}
         self._clean = dict.fromkeys(numeric, True)
         self.rows = 0

@@ -161,11 +161,13 @@ def read_part(
     stream: bool,
     kept: KeptFields | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    order_ids: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], LineMaps]:
-    """One part's packed columns (`PartColumns.packed`) and its maps left on disk. Raises
+    """One part's packed columns (`PartColumns.packed`, its order ids the texts `order_ids`
+    holds, when given) and its maps left on disk. Raises
     ValueError for a corrupt line (before anything else wrong in the file, as `_read` would),
     KeyError or TypeError for a stream entry without its id or fields."""
-    builder = PartColumns(part, ids=stream)
+    builder = PartColumns(part, ids=stream, order_ids=order_ids)
     segments: list[Segment] = []
     for path, extra in files:
         seen = JsonLines(path)
@@ -221,8 +223,11 @@ def _reread(files: _Files, field: str, stream: bool, chunk_bytes: int) -> np.nda
 def system_side(run_dir: Path) -> dict[str, Any]:
     """Every part the system wrote but orders:events, and the client ledger, as packed columns
     and maps left on disk: what the worker process hands back (`load_snapshot` unpacks them).
-    The ledger is read here, not beside orders:events, so the two processes take about as long."""
-    ledger = ledger_columns(run_dir)
+    The ledger is read here, not beside orders:events, so the two processes take about as long.
+    The parts' order ids are one text per order (`order_ids`), which the pickle writes once:
+    ~170K orders' ids in six tables would be ~90 MB of str objects at 1M events, not ~15."""
+    order_ids: dict[str, str] = {}
+    ledger = ledger_columns(run_dir, order_ids)
     missing: dict[str, str] = {}
     notes: list[str] = []
     parts: dict[str, tuple[dict[str, Any], LineMaps]] = {}
@@ -237,7 +242,7 @@ def system_side(run_dir: Path) -> dict[str, Any]:
                 ids, maps, _ = _read_stream(path, notes)
                 others[name] = (ids, maps)
             else:
-                parts[part] = read_part(part, [(path, {})], notes, stream=True)
+                parts[part] = read_part(part, [(path, {})], notes, stream=True, order_ids=order_ids)
         except (ValueError, KeyError, TypeError) as err:
             missing[part or name] = f"{folder.stream_rel(name)} could not be read: {err}"
     _explain_failed_export(run_dir, missing)
@@ -247,7 +252,7 @@ def system_side(run_dir: Path) -> dict[str, Any]:
             missing.setdefault(part, f"{PART_FILES[part]} is missing")
             continue
         try:
-            parts[part] = read_part(part, [(path, {})], notes, stream=False)
+            parts[part] = read_part(part, [(path, {})], notes, stream=False, order_ids=order_ids)
         except ValueError as err:
             missing[part] = f"{PART_FILES[part]} could not be read: {err}"
     inventory = None
@@ -267,7 +272,7 @@ def system_side(run_dir: Path) -> dict[str, Any]:
     }
 
 
-def ledger_columns(run_dir: Path) -> dict[str, Any]:
+def ledger_columns(run_dir: Path, order_ids: dict[str, str] | None = None) -> dict[str, Any]:
     """The client ledger a slice at a time, each line with the `client` its file names: packed
     columns and maps left on disk (None when it cannot be read, with why in `missing`)."""
     missing: dict[str, str] = {}
@@ -278,7 +283,7 @@ def ledger_columns(run_dir: Path) -> dict[str, Any]:
     if files:
         named = [(path, {"client": RunFolder.ledger_name(path)}) for path in files]
         try:
-            built = read_part("ledger", named, notes, stream=False)
+            built = read_part("ledger", named, notes, stream=False, order_ids=order_ids)
         except ValueError as err:
             missing["ledger"] = f"{folder.CLIENT_LEDGERS} could not be read: {err}"
     return {"built": built, "missing": missing, "notes": notes}
