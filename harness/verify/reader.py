@@ -6,14 +6,14 @@ into the few compact columns the checks read (`columns.py`), and the maps are dr
 are read again from the file on demand (`LineMaps`), for the few rows a counter-example quotes;
 the event fields a check reads beyond the columns are kept for the rows that have them
 (`history.EVENT_FIELDS`). orders:events is read here, and everything else (the client ledger,
-the other streams, Temporal's view, the read model) at the same time in a forked worker, which
-hands back its columns packed: the two take about as long. On one core, or without fork, the same happens in turn.
+the other streams, Temporal's view, the read model) at the same time in a child process
+without pandas (`system_side.py`), which hands back its columns packed: the two take about as
+long. On one core the same happens in turn.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import pickle
 import subprocess
@@ -161,15 +161,14 @@ def _client_parts(
 
 
 def _workers(workers: int | None) -> int:
-    """How many processes read a snapshot: `workers`, else SAGAQUAKE_VERIFY_WORKERS, else 2
-    where fork is safe (two cores or more, fork available, no gevent monkey-patching: Locust
-    patches threading, and a forked worker under gevent can hang), else 1."""
+    """How many processes read a snapshot: `workers`, else SAGAQUAKE_VERIFY_WORKERS, else 2 on
+    two cores or more without gevent monkey-patching (Locust's: a process under it has never
+    been measured or tested with the reader child), else 1."""
     if workers is None:
         workers = VerifySettings.field_from_env("verify_workers")
     if workers is not None:
         return workers
-    can_fork = "fork" in multiprocessing.get_all_start_methods()
-    return 2 if can_fork and (os.cpu_count() or 1) > 1 and not _gevent_patched() else 1
+    return 2 if (os.cpu_count() or 1) > 1 and not _gevent_patched() else 1
 
 
 def _gevent_patched() -> bool:

@@ -17,7 +17,7 @@ from harness.verify.facts import universe
 from harness.verify.frames import no_gc
 from harness.verify.history import History
 from harness.verify.invariants import check_all
-from harness.verify.memory import return_freed_arrays
+from harness.verify.memory import release_free_memory
 from harness.verify.reader import load_snapshot
 from harness.verify.replay import code_to_replay
 from harness.verify.results import InvariantResult
@@ -67,12 +67,12 @@ def verify_run(
     check_inputs(run_dir, replay_against)
     if live is None and run_dir is None:
         raise ConfigError("verify needs a run folder, or a live stack to read from")
-    return_freed_arrays()
     with no_gc():
         if live is not None:
             h = load_live(run_dir, live.redis_url, live.temporal_address, live.namespace)
         else:
             h = load_snapshot(run_dir)  # type: ignore[arg-type]
+        release_free_memory()  # what loading freed (memory.py)
         return verify_history(h, thresholds=limits, replay_against=replay_against)
 
 
