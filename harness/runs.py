@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from harness.errors import ConfigError
-from harness.settings import reports_root
 
 if TYPE_CHECKING:
     import numpy as np  # imported when spans are asked for: the CLI starts without numpy
@@ -527,7 +526,12 @@ def existing_run_folder(run_dir: Path | str) -> RunFolder:
 
 def new_run_dir(label: str, root: Path | None = None) -> Path:
     """Create reports/<YYYYmmdd-HHMMSS>-<label>/ (unique) and point reports/latest at it."""
-    root = root or reports_root()
+    if root is None:
+        # Imported here: the verifier's reader child reads run folders with this module and
+        # nothing of pydantic (harness/verify/system_side.py).
+        from harness.settings import reports_root
+
+        root = reports_root()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = root / f"{stamp}-{label}"
     n = 1

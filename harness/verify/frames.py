@@ -10,14 +10,14 @@ collector off while millions of small objects are being made (`no_gc`).
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from harness.verify.values import column, no_gc, numbers
 
 __all__ = [
     "column",
@@ -36,22 +36,6 @@ __all__ = [
 _INVENTORY_HASHES = ("seed", "available", "reserved", "sold")
 
 
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    """Building millions of small objects is ~2x faster without the cyclic collector running.
-
-    Nests: only the outermost block turns the collector back on. verify_run holds it off for
-    the whole verification, since re-enabling it mid-way makes the next allocation scan every
-    live object of the history (seconds, at a million events)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def jsonable(value: Any) -> Any:
     """Plain JSON values: numpy scalars become Python ones and NaN becomes None."""
     if isinstance(value, dict):
@@ -67,14 +51,6 @@ def jsonable(value: Any) -> Any:
 
 def _array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     return np.fromiter(values, dtype=object, count=len(values))
-
-
-def column(maps: Sequence[Mapping[str, Any]], key: str) -> np.ndarray:
-    """`key` of every map (None where absent)."""
-    try:
-        return _array(list(map(itemgetter(key), maps)))
-    except KeyError:
-        return _array([m.get(key) for m in maps])
 
 
 def object_frame(data: Mapping[str, Any], index: pd.Index | None = None) -> pd.DataFrame:
@@ -100,22 +76,6 @@ def integers(values: Sequence[Any] | np.ndarray) -> np.ndarray:
 def floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     """Numbers (or numeric strings) as floats, NaN for None and for anything not a number."""
     return numbers(values, integer=False)[0]
-
-
-def numbers(values: Sequence[Any] | np.ndarray, *, integer: bool) -> tuple[np.ndarray, bool]:
-    """`integers(values)` or `floats(values)`, and whether every value took the first way (int,
-    or float()). Only then do the numbers of a column read in slices, joined, equal those of
-    the whole column: otherwise its values decide together (see columns.PartColumns)."""
-    if integer:
-        try:
-            return np.fromiter(map(int, values), dtype=np.int64, count=len(values)), True
-        except (TypeError, ValueError):
-            return numbers(values, integer=False)[0], False
-    try:
-        return np.asarray(values, dtype=float), True
-    except (TypeError, ValueError):
-        coerced = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-        return coerced.to_numpy(float), False
 
 
 def core_frame(

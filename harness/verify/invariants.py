@@ -13,6 +13,7 @@ from harness.verify.determinism import no_nondeterminism, replays_deterministica
 from harness.verify.history import History
 from harness.verify.inventory import inventory_conservation
 from harness.verify.legal import exactly_one_confirmation, legal_history
+from harness.verify.memory import release_free_memory
 from harness.verify.money import exactly_once_money
 from harness.verify.orders import no_lost_order, no_phantom_order
 from harness.verify.readmodel import read_model_consistent
@@ -59,4 +60,5 @@ def check_all(
     for check in checks:
         name = getattr(check, "invariant_name", "")
         results.append(check(h, **{k: options[k] for k in _OPTIONS.get(name, ())}))
+        release_free_memory()  # what the check freed, before the next one (memory.py)
     return results

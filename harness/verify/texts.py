@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
 __all__ = ["Texts"]
 
@@ -77,6 +76,8 @@ class Texts:
         By a 64-bit hash of each text's bytes, factorized, and every repeat checked byte for
         byte against the first row of its code: a few arrays of 8 bytes a row, where sorting
         the texts would copy them twice. A collision (never seen, but possible) sorts instead."""
+        import pandas as pd  # here only: the reader child (system_side.py) holds no pandas
+
         out = np.full(len(self.data), -1, dtype=np.int64)
         rows = np.flatnonzero(~self.none)
         if not len(rows):
