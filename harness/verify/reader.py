@@ -221,8 +221,8 @@ def _child_env() -> dict[str, str]:
 
 
 def load_snapshot(run_dir: Path | str, *, workers: int | None = None) -> History:
-    """Read a run folder's `history/` into a History. With two workers (the default where fork
-    is safe, see `_workers`), orders:events is read here while a forked worker reads the rest;
+    """Read a run folder's `history/` into a History. With two workers (the default, see
+    `_workers`), orders:events is read here while a child process reads the rest (`_in_worker`);
     with one, everything is read in this process."""
     run_dir = Path(run_dir)
     got: dict[str, Any] = {}
