@@ -338,7 +338,9 @@ class OrderUser(FastHttpUser):
                 outcome, status = self._attempt(ledger, op, attempt)
                 if outcome == "ok" and d.impatient(arrival.k):
                     d.waiting_customers.add(
-                        gevent.spawn_later(d.patience_wall_s, self._look_and_cancel, op["order_id"])
+                        gevent.spawn_later(
+                            d.patience_wall_s, self._look_and_cancel, op.get("order_id")
+                        )
                     )
                 if outcome == "ok" or (outcome == "failed" and status not in retry.retry_on_status):
                     return
