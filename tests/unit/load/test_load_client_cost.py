@@ -66,3 +66,59 @@ def test_the_order_user_has_no_cookie_jar(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["None", "None"]
+
+
+_IMPATIENT_ON_A_BODY_THAT_IS_NO_JSON = """
+import sys, time
+import gevent.pywsgi
+from locust.env import Environment
+from harness.load.arrivals import Arrival
+from harness.load.user import OrderUser, driver
+
+def app(environ, start_response):
+    start_response("202 Accepted", [("Content-Type", "text/plain")])
+    return [b"accepted"]
+
+server = gevent.pywsgi.WSGIServer(("127.0.0.1", int(sys.argv[1])), app, log=None)
+server.start()
+d = driver()
+d.begin(time.time(), "n", (0, 1))
+user = OrderUser(Environment(user_classes=[OrderUser]))
+user._arrival = Arrival(0, 0.0)
+user.place_order()
+print(len(d.waiting_customers))
+"""
+
+
+def test_an_impatient_customer_told_ok_without_a_json_body_has_nothing_to_look_at(
+    tmp_path: Path,
+) -> None:
+    """A 2xx whose body is no JSON object is `ok` (the order was taken) but names no order: the
+    customer who would look at it later waits for nothing, and the user does not fail."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    flat = (ROOT / "scenarios" / "load" / "profiles" / "flat.yaml").read_text()
+    profile = tmp_path / "impatient.yaml"
+    profile.write_text(
+        flat.split("\npatience:")[0] + "\npatience: {after_s: 60, cancel_share: 1}\n"
+    )
+    env = {
+        "PYTHONPATH": str(ROOT),
+        "SAGAQUAKE_PROFILE": str(profile),
+        "SAGAQUAKE_RUN_DIR": str(tmp_path),
+        "SAGAQUAKE_ORDER_API": f"http://127.0.0.1:{port}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPATIENT_ON_A_BODY_THAT_IS_NO_JSON, str(port)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1"]
+    (ledger,) = (tmp_path / "history" / "ledger").glob("client-*.jsonl")
+    assert '"outcome":"ok"' in ledger.read_text().replace(" ", "")
