@@ -16,7 +16,8 @@ saga finished, the projection caught up). CPU is counted exactly where it can be
 - system: psutil CPU times of every process of the stack (those carrying its marker, and the
   pids supervisord reports: supervisord, redis, Temporal, every service replica), from before
   the load until the drain ended; the idle rate measured just before the load is shown too;
-- verifier: this process's CPU (and its forked reader's) for export_snapshot, then verify_run,
+- verifier: this process's CPU (and its child processes': the snapshot's reader, the replay)
+  for export_snapshot, then verify_run,
   on that run folder; Redis's and Temporal's CPU while serving the export are shown apart.
 
     .venv/bin/python benchmarks/bench_overhead.py
@@ -233,7 +234,7 @@ def _report(bench: Bench, m: dict[str, Any]) -> int:
         "load generator start-up": "getrusage(RUSAGE_CHILDREN) across a run_load at the same rate, before the load, too short for one arrival (no order sent): Python and Locust starting, the user pool spawned, the reports written at exit",
         "load generator per order": "(load generator CPU - its start-up) / orders, in CPU ms; its ratio is to the system's CPU ms per order (the same as CPU s per 1,000 orders)",
         "system": "psutil CPU times of every process of the stack (its marker, and supervisord's pids), from the load's start until the drain ended (idle included; the idle rate is measured before the load)",
-        "verifier": "this process's CPU (plus the verifier's forked reader) for export_snapshot + verify_run on the run folder",
+        "verifier": "this process's CPU (plus its children: the snapshot's reader and the replay) for export_snapshot + verify_run on the run folder",
         "ratio": "harness CPU per 1,000 orders / system CPU per 1,000 orders, same run",
     }
     results = {
