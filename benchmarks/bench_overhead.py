@@ -17,8 +17,8 @@ saga finished, the projection caught up). CPU is counted exactly where it can be
   pids supervisord reports: supervisord, redis, Temporal, every service replica), from before
   the load until the drain ended; the idle rate measured just before the load is shown too;
 - verifier: this process's CPU (and its child processes': the snapshot's reader, the replay)
-  for export_snapshot, then verify_run,
-  on that run folder; Redis's and Temporal's CPU while serving the export are shown apart.
+  for export_snapshot, then verify_run, on that run folder; Redis's and Temporal's CPU while
+  serving the export are shown apart.
 
     .venv/bin/python benchmarks/bench_overhead.py
     .venv/bin/python benchmarks/bench_overhead.py --quick     # 20 s of load
