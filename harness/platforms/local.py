@@ -695,7 +695,12 @@ class LocalPlatform:
                 names = {i["pid"]: i["name"] for i in self._rpc().supervisor.getAllProcessInfo()}
         else:
             pids = self._pids_of(service)
-            procs = [psutil.Process(pid) for pid in pids.values() if psutil.pid_exists(pid)]
+            procs = []
+            for pid in pids.values():
+                # supervisord may still list a replica killed a moment ago (a kill mid-request
+                # resumes its service at once): gone is nothing to resume
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    procs.append(psutil.Process(pid))
             names = {pid: name for name, pid in pids.items()}
         return [names.get(pid, str(pid)) for pid in thaw(procs)]
 

@@ -4,6 +4,7 @@ requests a process holds unread in its sockets."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -105,3 +106,27 @@ def test_socket_queues_of_another_process_do_not_count() -> None:
             finally:
                 sleeper.kill()
                 sleeper.wait()
+
+
+def test_resume_passes_over_a_replica_that_died_since_supervisord_listed_it(
+    tmp_path, monkeypatch
+) -> None:
+    """A kill mid-request resumes the service right after the SIGKILL, while supervisord may
+    still list the killed replica: the one still there is resumed, the dead one passed over."""
+    from harness.platforms.local import LocalPlatform
+    from harness.settings import LocalOptions, LocalPorts
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    alive = subprocess.Popen(["sleep", "30"])
+    try:
+        os.kill(alive.pid, signal.SIGSTOP)
+        platform = LocalPlatform(tmp_path, LocalPorts.free(), LocalOptions())
+        listed = {"projection_00": dead.pid, "projection_01": alive.pid}
+        monkeypatch.setattr(platform, "_pids_of", lambda service: listed)
+        monkeypatch.setattr(psutil, "pid_exists", lambda pid: True)  # listed, then gone
+        assert platform.resume("projection") == ["projection_01"]
+        assert psutil.Process(alive.pid).status() != psutil.STATUS_STOPPED
+    finally:
+        alive.kill()
+        alive.wait()
