@@ -24,14 +24,7 @@ import numpy as np
 import pandas as pd
 
 from harness.ids import order_ids_for
-from harness.verify.fields import (
-    COMPACT_TEXTS,
-    CORE_FIELDS,
-    EVENT_FIELDS,
-    NUMERIC_FIELDS,
-    PART_FILES,
-    STREAM_PARTS,
-)
+from harness.verify.fields import CORE_FIELDS, NUMERIC_FIELDS, PART_FILES, STREAM_PARTS
 from harness.verify.frames import (
     core_frame,
     floats,
@@ -44,12 +37,6 @@ from harness.verify.frames import (
 from harness.verify.texts import Texts
 
 __all__ = [
-    "COMPACT_TEXTS",
-    "CORE_FIELDS",
-    "EVENT_FIELDS",
-    "NUMERIC_FIELDS",
-    "PART_FILES",
-    "STREAM_PARTS",
     "History",
     "KeptEvents",
     "MissingPartError",
@@ -72,7 +59,7 @@ StreamEntries = tuple[Sequence[str], Sequence[Mapping[str, str]]]
 
 @dataclass(frozen=True)
 class KeptEvents:
-    """The `EVENT_FIELDS` of one event type: its row numbers in orders:events (increasing) and
+    """The `fields.EVENT_FIELDS` of one event type: its row numbers in orders:events (increasing) and
     per field its values there (None where absent); `maps` instead when every field is kept."""
 
     rows: np.ndarray
@@ -109,7 +96,7 @@ class History:
     histories: Path | Sequence[Mapping[str, Any]] | None = None
     raw: dict[str, Sequence[Mapping[str, Any]]] = field(default_factory=dict)  # part -> maps
     kept: dict[str, KeptEvents] = field(default_factory=dict)  # event type -> its kept fields
-    # part -> column -> its texts, for the `COMPACT_TEXTS` columns its frame does not hold
+    # part -> column -> its texts, for the `fields.COMPACT_TEXTS` columns its frame does not hold
     texts: dict[str, dict[str, Texts]] = field(default_factory=dict)
     other_streams: dict[str, StreamEntries] = field(default_factory=dict)
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it could not be read

@@ -5,7 +5,7 @@ them parsed would cost ~2.6 KB per event. Each part is read a slice at a time (`
 into the few compact columns the checks read (`columns.py`), and the maps are dropped: they
 are read again from the file on demand (`LineMaps`), for the few rows a counter-example quotes;
 the event fields a check reads beyond the columns are kept for the rows that have them
-(`history.EVENT_FIELDS`). orders:events is read here, and everything else (the client ledger,
+(`fields.EVENT_FIELDS`). orders:events is read here, and everything else (the client ledger,
 the other streams, Temporal's view, the read model) at the same time in a child process
 without pandas (`system_side.py`), which hands back its columns packed: the two take about as
 long. On one core the same happens in turn.
@@ -31,8 +31,8 @@ from harness import keys
 from harness.runs import RunFolder
 from harness.settings import VerifySettings
 from harness.verify.columns import KeptFields, unpack_part
+from harness.verify.fields import PART_FILES
 from harness.verify.history import (
-    PART_FILES,
     History,
     KeptEvents,
     assemble_history,
@@ -124,7 +124,7 @@ def _events(
     run_dir: Path, order_ids: dict[Any, Any], texts: _Texts
 ) -> tuple[_Built | None, dict[str, KeptEvents], str | None, list[str]]:
     """orders:events: its frame, its maps left on disk, and the fields the checks read of a few
-    event types (`history.EVENT_FIELDS`)."""
+    event types (`fields.EVENT_FIELDS`)."""
     path = RunFolder(run_dir).stream(keys.EVENTS)
     notes: list[str] = []
     if not path.exists():

@@ -25,8 +25,9 @@ import redis
 from harness import keys
 from harness.errors import StackNotRunningError
 from harness.runs import RunFolder, write_json, write_jsonl
+from harness.verify.fields import STREAM_PARTS
 from harness.verify.histories import aexport_histories, aread_histories
-from harness.verify.history import STREAM_PARTS, History, StreamEntries, build_history
+from harness.verify.history import History, StreamEntries, build_history
 from harness.verify.reader import read_client_side
 
 __all__ = [

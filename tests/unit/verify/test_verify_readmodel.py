@@ -7,7 +7,8 @@ import random
 import pytest
 
 from harness.verify.facts import TYPES, universe
-from harness.verify.history import CORE_FIELDS, build_history
+from harness.verify.fields import CORE_FIELDS
+from harness.verify.history import build_history
 from harness.verify.readmodel import (
     COMPARED,
     STATUS_AFTER,
