@@ -62,8 +62,8 @@ from benchmarks.common import (
     stop_process,
 )
 from harness.verify import verify_history
-from harness.verify.frames import no_gc
 from harness.verify.reader import load_snapshot
+from harness.verify.values import no_gc
 
 __all__ = ["ensure_run", "load_into_redis", "main", "once"]
 

@@ -23,16 +23,14 @@ import numpy as np
 import pandas as pd
 
 from harness.verify.fields import COMPACT_TEXTS, EVENT_FIELDS
-from harness.verify.frames import column, object_frame
+from harness.verify.frames import object_frame
 from harness.verify.history import KeptEvents, derive_columns
-from harness.verify.packing import ORDER_COLUMNS, ObjectColumn, PartColumns, concat, decode
+from harness.verify.packing import ORDER_COLUMNS, ObjectColumn, concat, decode
 from harness.verify.texts import Texts
+from harness.verify.values import column
 
 __all__ = [
-    "ORDER_COLUMNS",
     "KeptFields",
-    "ObjectColumn",
-    "PartColumns",
     "unpack",
     "unpack_frame",
     "unpack_part",

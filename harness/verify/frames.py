@@ -20,14 +20,11 @@ import pandas as pd
 from harness.verify.values import column, no_gc, numbers
 
 __all__ = [
-    "column",
     "core_frame",
     "floats",
     "integers",
     "inventory_frame",
     "jsonable",
-    "no_gc",
-    "numbers",
     "object_frame",
     "records_frame",
     "stream_frame",

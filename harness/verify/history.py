@@ -30,11 +30,11 @@ from harness.verify.frames import (
     floats,
     integers,
     inventory_frame,
-    no_gc,
     records_frame,
     stream_frame,
 )
 from harness.verify.texts import Texts
+from harness.verify.values import no_gc
 
 __all__ = [
     "History",

@@ -14,7 +14,6 @@ from typing import Any
 from harness.errors import ConfigError
 from harness.runs import existing_run_folder
 from harness.verify.facts import universe
-from harness.verify.frames import no_gc
 from harness.verify.history import History
 from harness.verify.invariants import check_all
 from harness.verify.memory import release_free_memory
@@ -23,6 +22,7 @@ from harness.verify.replay import code_to_replay
 from harness.verify.results import InvariantResult
 from harness.verify.snapshot import load_live
 from harness.verify.timeliness import validate_thresholds
+from harness.verify.values import no_gc
 from harness.verify.verdict import (
     Verdict,
     compose,

@@ -10,9 +10,10 @@ import pytest
 
 from harness.runs import JsonLines, read_jsonl
 from harness.verify.chunks import read_chunks
-from harness.verify.columns import PartColumns, unpack_frame
-from harness.verify.frames import column
+from harness.verify.columns import unpack_frame
 from harness.verify.history import part_frame
+from harness.verify.packing import PartColumns
+from harness.verify.values import column
 
 pytestmark = pytest.mark.unit
 
